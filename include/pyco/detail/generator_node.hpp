@@ -1,0 +1,221 @@
+// pyco/detail/generator_node.hpp — the machinery behind pyco::generator.
+//
+// A chain of delegation. `co_yield pyco::from(sub)` links the delegator and
+// the sub-generator into a chain whose top, the *root*, is the generator the
+// consumer holds. PEP 380 describes a delegating generator as a pipe the
+// values flow through; we do what the PEP calls path compression instead: the
+// root remembers the innermost generator (the *leaf*) and resumes it directly,
+// and the leaf writes what it yields straight into the root. Resuming is O(1)
+// at any depth; only entering and leaving a sub-generator touches the links.
+//
+// Invariants of one chain (one thread drives it; nothing here is atomic):
+//  - root_ of every node in the chain points at the root; a root points at
+//    itself. parent_/child_ link neighbours; the root has no parent_, the
+//    leaf no child_. root->leaf_ is the node to resume.
+//  - Only the root's per-resume fields (value_, sent_, thrown_, running_,
+//    close_token_) are used; a node's own copies lie idle while it is linked.
+//  - value_ points at the yielded value, which lives in the yielding frame (or
+//    in its yield awaiter) until that frame is resumed again.
+//  - thrown_ is set only between "the consumer asked for a throw/close" (or a
+//    sub-generator ignored GeneratorExit) and the suspension point that takes
+//    it: the leaf's co_yield, or the delegator's co_yield from.
+//  - A node leaves the chain at its final suspend point (control goes to its
+//    parent by symmetric transfer), or when it ignores GeneratorExit during a
+//    close (then its parent receives runtime_error).
+//  - close() stamps every node then in the chain with a fresh token, and sets
+//    the same token in root->close_token_. A yield while the root holds a
+//    token is checked against the stamps: the nearest stamped node at or
+//    above the yielder is the one that "ignored GeneratorExit". Nodes that
+//    join the chain during cleanup are not stamped, because CPython does not
+//    close them: it closes only what was delegating when close() began.
+#pragma once
+
+#include <atomic>
+#include <coroutine>
+#include <cstdint>
+#include <exception>
+#include <optional>
+#include <type_traits>
+#include <utility>
+
+#include <pyco/errors.hpp>
+
+namespace pyco::detail {
+
+// CPython's messages, in one place.
+inline constexpr const char* msg_already_executing = "generator already executing";
+inline constexpr const char* msg_ignored_exit = "generator ignored GeneratorExit";
+inline constexpr const char* msg_send_just_started =
+    "can't send non-None value to a just-started generator";
+
+// Fresh tokens for close(). Unique per process so that stale stamps on nodes
+// that left a chain can never match a later close.
+inline std::uint64_t next_close_token() noexcept {
+    static std::atomic<std::uint64_t> counter{0};
+    return counter.fetch_add(1, std::memory_order_relaxed) + 1;
+}
+
+template <class S>
+struct sent_slot {
+    S* sent_ = nullptr;  // the value passed to send(); null for next()
+};
+template <>
+struct sent_slot<void> {};
+
+template <class Y, class S>
+struct gen_node : sent_slot<S> {
+    // --- links (see the invariants above) ---
+    gen_node* root_ = this;
+    gen_node* parent_ = nullptr;
+    gen_node* child_ = nullptr;
+    gen_node* leaf_ = this;  // root only
+    std::coroutine_handle<> handle_;
+
+    // --- this node's own state ---
+    std::exception_ptr exception_;    // escaped the body; taken by parent or consumer
+    std::uint64_t closing_token_ = 0;  // stamped by close()
+    bool started_ = false;
+    bool closed_ = false;
+
+    // --- root-only, per resume ---
+    bool running_ = false;
+    Y* value_ = nullptr;
+    std::exception_ptr thrown_;
+    std::uint64_t close_token_ = 0;
+
+    gen_node() = default;
+    gen_node(const gen_node&) = delete;
+    gen_node& operator=(const gen_node&) = delete;
+
+    // The node that ignored GeneratorExit when `yielder` yields during a
+    // close, or null when the yield is an ordinary one (no close under way,
+    // or the root itself is the one to answer).
+    gen_node* ignorer_of(gen_node* yielder) const noexcept {
+        for (gen_node* n = yielder; n != nullptr; n = n->parent_) {
+            if (n->closing_token_ == close_token_) return n == this ? nullptr : n;
+        }
+        return nullptr;
+    }
+
+    // `ignorer` yielded while being closed: CPython's close() of it raises
+    // RuntimeError, which its delegator receives at its `yield from`. The
+    // ignorer leaves the chain, still suspended; its owner closes it again
+    // when it is destroyed.
+    std::coroutine_handle<> detach_ignorer(gen_node* ignorer) noexcept {
+        gen_node* parent = ignorer->parent_;
+        parent->child_ = nullptr;
+        leaf_ = parent;
+        for (gen_node* n = ignorer; n != nullptr; n = n->child_) n->root_ = ignorer;
+        gen_node* old_leaf = ignorer;
+        while (old_leaf->child_) old_leaf = old_leaf->child_;
+        ignorer->leaf_ = old_leaf;
+        ignorer->parent_ = nullptr;
+        thrown_ = std::make_exception_ptr(runtime_error(msg_ignored_exit));
+        return parent->handle_;
+    }
+
+    // Link `child` (a root of its own, maybe already delegating further)
+    // under `this` and return the node to resume.
+    std::coroutine_handle<> attach(gen_node* child) noexcept {
+        gen_node* root = root_;
+        child_ = child;
+        child->parent_ = this;
+        gen_node* leaf = child->leaf_;
+        for (gen_node* n = child; n != nullptr; n = n->child_) n->root_ = root;
+        root->leaf_ = leaf;
+        if constexpr (!std::is_void_v<S>) root->sent_ = nullptr;  // PEP 380 starts with next()
+        return leaf->handle_;
+    }
+
+    // This node finished; hand control to its delegator, or to the consumer.
+    std::coroutine_handle<> finish() noexcept {
+        closed_ = true;
+        gen_node* parent = parent_;
+        if (parent == nullptr) return std::noop_coroutine();
+        root_->leaf_ = parent;
+        parent->child_ = nullptr;
+        parent_ = nullptr;
+        root_ = this;
+        leaf_ = this;
+        return parent->handle_;
+    }
+
+    // At a co_yield or co_yield from, after resumption: a throw or close
+    // addressed to this point is raised here.
+    void raise_thrown() const {
+        gen_node* root = root_;
+        if (root->thrown_) [[unlikely]] {
+            std::exception_ptr e = std::move(root->thrown_);
+            root->thrown_ = nullptr;
+            std::rethrow_exception(std::move(e));
+        }
+    }
+};
+
+// Where the yielded value lives between suspension and the consumer's read.
+template <class Y, class S>
+class yield_awaiter {
+public:
+    yield_awaiter(gen_node<Y, S>* self, Y* value) noexcept : self_(self), value_(value) {}
+
+    bool await_ready() const noexcept { return false; }
+
+    std::coroutine_handle<> await_suspend(std::coroutine_handle<>) noexcept {
+        gen_node<Y, S>* root = self_->root_;
+        if (root->close_token_ != 0) [[unlikely]] {
+            if (gen_node<Y, S>* ignorer = root->ignorer_of(self_)) {
+                // The ignorer becomes a root again and keeps what was yielded.
+                ignorer->value_ = value_;
+                return root->detach_ignorer(ignorer);
+            }
+        }
+        root->value_ = value_;
+        return std::noop_coroutine();
+    }
+
+    decltype(auto) await_resume() const {
+        self_->raise_thrown();
+        if constexpr (!std::is_void_v<S>) {
+            gen_node<Y, S>* root = self_->root_;
+            if (root->sent_) return S(std::move(*root->sent_));
+            return S{};
+        }
+    }
+
+protected:
+    gen_node<Y, S>* self_;
+    Y* value_;
+};
+
+// co_yield of an lvalue or of another type: the value is copied (or
+// converted) into the awaiter, which lives in the frame across the suspension.
+template <class Y, class S>
+class yield_copy_awaiter : public yield_awaiter<Y, S> {
+public:
+    template <class U>
+    yield_copy_awaiter(gen_node<Y, S>* self, U&& v)
+        : yield_awaiter<Y, S>(self, nullptr), copy_(std::forward<U>(v)) {
+        this->value_ = &copy_;
+    }
+    yield_copy_awaiter(const yield_copy_awaiter&) = delete;
+
+private:
+    Y copy_;
+};
+
+// Where a generator's return value waits for its delegator or consumer.
+template <class R>
+struct gen_result {
+    std::optional<R> result_;
+    template <class U>
+        requires std::is_convertible_v<U&&, R>
+    void return_value(U&& v) {
+        result_.emplace(std::forward<U>(v));
+    }
+};
+template <>
+struct gen_result<void> {
+    void return_void() noexcept {}
+};
+
+}  // namespace pyco::detail
