@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Installs the Debian packages a build needs, and only those missing.
+#   scripts/install-deps.sh [release|sanitize|thread|debug|bench|tour]...
+set -euo pipefail
+
+packages=(cmake ninja-build g++-12 libgtest-dev libgmock-dev python3)
+for preset in "$@"; do
+  case "$preset" in
+    release|debug|tour) ;;
+    sanitize|thread) packages+=(clang-19 libclang-rt-19-dev) ;;
+    bench) packages+=(libbenchmark-dev libboost1.81-dev) ;;
+    *) echo "install-deps: unknown preset '$preset'" >&2; exit 2 ;;
+  esac
+done
+
+missing=()
+for p in "${packages[@]}"; do
+  if [ "$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null)" != "install ok installed" ]; then
+    missing+=("$p")
+  fi
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+echo "install-deps: installing ${missing[*]}" >&2
+sudo=()
+if [ "$(id -u)" -ne 0 ]; then sudo=(sudo); fi
+export DEBIAN_FRONTEND=noninteractive
+"${sudo[@]}" apt-get update -qq
+"${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
