@@ -1,6 +1,12 @@
 // pyco/pyco.hpp — everything pyco offers, in one include.
 #pragma once
 
+#include <pyco/coroutine.hpp>
 #include <pyco/errors.hpp>
+#include <pyco/event_loop.hpp>
+#include <pyco/future.hpp>
 #include <pyco/generator.hpp>
+#include <pyco/run.hpp>
+#include <pyco/sleep.hpp>
+#include <pyco/task.hpp>
 #include <pyco/unraisable.hpp>

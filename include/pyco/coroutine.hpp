@@ -1,0 +1,229 @@
+// pyco/coroutine.hpp — `async def`: pyco::coroutine<T>.
+//
+// A coroutine is lazy: nothing runs until it is awaited or made a task.
+// Awaiting one runs it inline, as awaiting a coroutine does in Python: the
+// awaiter transfers control into it and it transfers back when it ends (by
+// symmetric transfer, so a long loop of coroutines that finish at once does
+// not grow the stack). A coroutine can be awaited once: again is
+// runtime_error("cannot reuse already awaited coroutine").
+//
+// Inside a task, a coroutine may await anything awaitable: pyco's own
+// awaitables (coroutine, future, task, sleep, ...) suspend the task through
+// its step protocol (detail/task_base.hpp); any other awaiter is given a
+// handle that, when resumed, queues the task's step, so the task still runs
+// only from the loop and a cancellation requested meanwhile is raised when
+// it resumes.
+//
+// In debug mode (loop.set_debug(true) or PYCO_DEBUG=1) a coroutine destroyed
+// without ever being awaited says so: "coroutine 'f' was never awaited".
+//
+// Thread rule: a coroutine runs on the thread of the task that runs it.
+#pragma once
+
+#include <concepts>
+#include <coroutine>
+#include <exception>
+#include <optional>
+#include <source_location>
+#include <type_traits>
+#include <utility>
+
+#include <pyco/detail/task_base.hpp>
+#include <pyco/errors.hpp>
+
+namespace pyco {
+
+template <class T = void>
+class coroutine;
+
+namespace detail {
+
+struct coroutine_access;
+
+// pyco's own awaitables carry this tag: they know the task protocol.
+template <class A>
+concept pyco_awaitable = requires { typename std::remove_cvref_t<A>::pyco_awaitable_tag; };
+
+template <class A>
+decltype(auto) get_awaiter(A&& a) {
+    if constexpr (requires { std::forward<A>(a).operator co_await(); }) {
+        return std::forward<A>(a).operator co_await();
+    } else if constexpr (requires { operator co_await(std::forward<A>(a)); }) {
+        return operator co_await(std::forward<A>(a));
+    } else {
+        return std::forward<A>(a);
+    }
+}
+
+// Wraps an awaiter that knows nothing of tasks (see the header comment).
+template <class A>
+class foreign_awaiter {
+    using awaiter_t = std::remove_cvref_t<decltype(get_awaiter(std::declval<A>()))>;
+
+public:
+    explicit foreign_awaiter(A&& a) : a_(std::forward<A>(a)), inner_(get_awaiter(std::forward<A>(a_))) {}
+
+    bool await_ready() { return inner_.await_ready(); }
+
+    template <class P>
+    auto await_suspend(std::coroutine_handle<P> h) {
+        task_ = task_base::current();
+        std::coroutine_handle<> target = task_ ? task_->wait_foreign(h) : std::coroutine_handle<>(h);
+        return inner_.await_suspend(target);
+    }
+
+    decltype(auto) await_resume() {
+        if (task_) task_->raise_throw_in();
+        return inner_.await_resume();
+    }
+
+private:
+    A a_;  // the awaitable itself (a reference for lvalues)
+    awaiter_t inner_;
+    task_base* task_ = nullptr;
+};
+
+void warn_never_awaited(const std::source_location& where) noexcept;
+
+}  // namespace detail
+
+template <class T>
+class coroutine {
+public:
+    class promise_type;
+    using handle_type = std::coroutine_handle<promise_type>;
+    using value_type = T;
+    using pyco_awaitable_tag = void;
+
+    coroutine() noexcept = default;
+    coroutine(coroutine&& o) noexcept : h_(std::exchange(o.h_, nullptr)) {}
+    coroutine& operator=(coroutine&& o) noexcept {
+        if (this != &o) {
+            reset();
+            h_ = std::exchange(o.h_, nullptr);
+        }
+        return *this;
+    }
+    ~coroutine() { reset(); }
+
+    bool done() const noexcept { return h_ && h_.done(); }
+    explicit operator bool() const noexcept { return static_cast<bool>(h_); }
+
+    class awaiter {
+    public:
+        explicit awaiter(handle_type h) noexcept : h_(h) {}
+        bool await_ready() const noexcept { return false; }
+        template <class P>
+        std::coroutine_handle<> await_suspend(std::coroutine_handle<P> parent) noexcept {
+            h_.promise().continuation_ = parent;
+            if constexpr (std::derived_from<P, detail::coro_frame>) {
+                parent_ = &parent.promise();
+                parent_->child_ = &h_.promise();
+            }
+            return h_;
+        }
+        T await_resume() {
+            if (parent_) parent_->child_ = nullptr;
+            auto& p = h_.promise();
+            if (p.exception_) std::rethrow_exception(p.exception_);
+            if constexpr (!std::is_void_v<T>) return std::move(*p.result_);
+        }
+
+    private:
+        handle_type h_;
+        detail::coro_frame* parent_ = nullptr;
+    };
+
+    awaiter operator co_await() & { return awaiter(start()); }
+    awaiter operator co_await() && { return awaiter(start()); }
+
+private:
+    handle_type start() {
+        if (!h_) throw runtime_error("cannot await an empty coroutine");
+        auto& p = h_.promise();
+        if (p.started_) throw runtime_error("cannot reuse already awaited coroutine");
+        p.started_ = true;
+        return h_;
+    }
+    void reset() noexcept {
+        if (!h_) return;
+        if (!h_.promise().started_ && detail::debug_enabled()) {
+            detail::warn_never_awaited(h_.promise().created_);
+        }
+        std::exchange(h_, nullptr).destroy();
+    }
+
+    explicit coroutine(handle_type h) noexcept : h_(h) {}
+    handle_type h_;
+
+    friend struct detail::coroutine_access;
+};
+
+namespace detail {
+
+struct coroutine_access {
+    // Hand a coroutine's frame to a task: the coroutine object lets go.
+    template <class T>
+    static typename coroutine<T>::handle_type take(coroutine<T>& c) {
+        auto h = c.start();
+        c.h_ = nullptr;
+        return h;
+    }
+};
+
+template <class T>
+struct coro_result {
+    std::optional<T> result_;
+    template <class U>
+        requires std::is_convertible_v<U&&, T>
+    void return_value(U&& v) {
+        result_.emplace(std::forward<U>(v));
+    }
+};
+template <>
+struct coro_result<void> {
+    void return_void() noexcept {}
+};
+
+}  // namespace detail
+
+template <class T>
+class coroutine<T>::promise_type : public detail::coro_frame, public detail::coro_result<T> {
+    struct final_awaiter {
+        bool await_ready() const noexcept { return false; }
+        std::coroutine_handle<> await_suspend(handle_type h) const noexcept {
+            auto c = h.promise().continuation_;
+            return c ? c : std::noop_coroutine();
+        }
+        void await_resume() const noexcept {}
+    };
+
+public:
+    // The default argument is evaluated inside the coroutine: it names it.
+    explicit promise_type(std::source_location loc = std::source_location::current()) noexcept {
+        created_ = loc;
+    }
+    coroutine get_return_object() noexcept { return coroutine(handle_type::from_promise(*this)); }
+    std::suspend_always initial_suspend() const noexcept { return {}; }
+    final_awaiter final_suspend() const noexcept { return {}; }
+    void unhandled_exception() noexcept { exception_ = std::current_exception(); }
+
+    // Every co_await passes here: remember where, for task stacks.
+    template <class A>
+    decltype(auto) await_transform(A&& a, std::source_location loc = std::source_location::current()) {
+        waiting_at_ = loc;
+        waited_somewhere_ = true;
+        if constexpr (detail::pyco_awaitable<A>) {
+            return std::forward<A>(a);
+        } else {
+            return detail::foreign_awaiter<A>(std::forward<A>(a));
+        }
+    }
+};
+
+template <class T>
+inline constexpr bool is_coroutine_v = false;
+template <class T>
+inline constexpr bool is_coroutine_v<coroutine<T>> = true;
+
+}  // namespace pyco

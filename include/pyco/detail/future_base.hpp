@@ -1,0 +1,122 @@
+// pyco/detail/future_base.hpp — the untyped half of a future.
+//
+// States: pending -> finished (a result or an exception) or -> cancelled.
+// A future leaves pending once; every later set_* is invalid_state_error.
+//
+// Done callbacks never run inside set_result/set_exception/cancel: on
+// completion each is queued on the loop (asyncio's call_soon), in the order
+// they were added. A queued callback entry owns one reference to the future.
+//
+// A future whose exception nobody retrieved (result() or exception()) says
+// so when it dies, through the loop's exception handler if that loop is
+// running, else pyco's default handler.
+//
+// Thread rule: loop thread only.
+#pragma once
+
+#include <cstdint>
+#include <exception>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <pyco/detail/intrusive.hpp>
+#include <pyco/errors.hpp>
+#include <pyco/event_loop.hpp>
+
+namespace pyco::detail {
+
+enum class fut_state : std::uint8_t { pending, cancelled, finished };
+
+// A callback on completion. `fn(ctx, fut, run)`: run it (run = true) or only
+// free ctx (run = false: removed, or the loop closed first). `fut` is a
+// future_base* whose reference the callee adopts.
+struct done_callback {
+    void (*fn)(void* ctx, void* fut, bool run) = nullptr;
+    void* ctx = nullptr;
+    std::uint64_t id = 0;
+};
+
+class future_base : public refcounted {
+public:
+    explicit future_base(event_loop& loop) noexcept : loop_(&loop) {}
+
+    event_loop& get_loop() const noexcept { return *loop_; }
+    bool done() const noexcept { return state_ != fut_state::pending; }
+    bool cancelled() const noexcept { return state_ == fut_state::cancelled; }
+
+    // Future.cancel(msg): false if already done.
+    virtual bool cancel(std::string msg = {});
+    void set_exception(std::exception_ptr e);
+    // Future.exception(): null if it has a result.
+    std::exception_ptr exception();
+    // Raises what result() would raise, if anything.
+    void raise_if_failed();
+
+    std::uint64_t add_callback(void (*fn)(void*, void*, bool), void* ctx);
+    std::size_t remove_callback(std::uint64_t id);
+
+    // "<Future pending>", "<Task finished name='Task-1' coro=<main()> ...>"
+    virtual std::string describe() const;
+
+    // A done future whose exception nobody looked at; cleared by reading it.
+    bool log_traceback() const noexcept { return log_traceback_; }
+    void mark_retrieved() noexcept { log_traceback_ = false; }
+
+protected:
+    ~future_base() override;
+    // Reports a never-retrieved exception while the object is still whole.
+    void destroy() noexcept override;
+    // pending -> finished/cancelled; queues the callbacks.
+    void finish();
+    void check_pending(const char* what) const;
+    [[noreturn]] void raise_cancelled() const;
+    std::string cancel_message() const { return cancel_message_ ? *cancel_message_ : std::string(); }
+    const char* state_name() const noexcept;
+    virtual const char* kind() const noexcept { return "Future"; }
+
+    event_loop* loop_;
+    std::exception_ptr exception_;
+    std::unique_ptr<std::string> cancel_message_;
+    std::exception_ptr cancelled_exc_;  // a task's own cancelled_error, re-raised as is
+    done_callback first_cb_;
+    std::vector<done_callback> more_cbs_;
+    std::uint64_t next_cb_id_ = 0;
+    fut_state state_ = fut_state::pending;
+    bool log_traceback_ = false;
+};
+
+// The typed result: with_result<T, future_base> is a future's state,
+// with_result<T, task_base> a task's.
+template <class T, class Base>
+class with_result : public Base {
+public:
+    using Base::Base;
+    template <class U>
+    void set_result(U&& v) {
+        this->check_pending("set_result");
+        value_.emplace(std::forward<U>(v));
+        this->finish();
+    }
+    T& result() {
+        this->raise_if_failed();
+        return *value_;
+    }
+
+private:
+    std::optional<T> value_;
+};
+
+template <class Base>
+class with_result<void, Base> : public Base {
+public:
+    using Base::Base;
+    void set_result() {
+        this->check_pending("set_result");
+        this->finish();
+    }
+    void result() { this->raise_if_failed(); }
+};
+
+}  // namespace pyco::detail

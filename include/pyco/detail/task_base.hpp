@@ -1,0 +1,126 @@
+// pyco/detail/task_base.hpp — the untyped half of a task, and coroutine frames.
+//
+// A task drives one coroutine chain: its root coroutine and whatever that
+// awaits, down to the leaf. The chain runs only inside step(), which the
+// loop calls; step() resumes `resume_`, the suspension point of the leaf.
+//
+// Protocol (asyncio's Task, which it mirrors). Either
+//   - a step is queued (step_scheduled_), and nothing else wakes the task; or
+//   - the task waits on a future (fut_waiter_), whose done callback will
+//     queue exactly one wakeup; or
+//   - the task waits in a foreign awaiter, which will resume `resumer_`,
+//     which queues a step; or
+//   - the task is done.
+// cancel() never resumes anything itself: it cancels fut_waiter_ (whose
+// callback then wakes the task) or sets must_cancel_, which the next step
+// turns into cancelled_error, raised by the awaiter that resumes (every
+// pyco awaiter calls raise_throw_in() first).
+//
+// Lifetime: a pending task holds a reference to itself, dropped when it
+// finishes, so the loop keeps a task alive although the user holds no
+// handle. A loop closed with tasks still pending abandons them: it reports
+// "Task was destroyed but it is pending!" and destroys their frames.
+//
+// Thread rule: loop thread only.
+#pragma once
+
+#include <coroutine>
+#include <cstdint>
+#include <exception>
+#include <memory>
+#include <source_location>
+#include <string>
+#include <vector>
+
+#include <pyco/detail/future_base.hpp>
+#include <pyco/detail/intrusive.hpp>
+
+namespace pyco {
+
+// One entry of a task's stack (Task.get_stack): a coroutine and where it is.
+struct frame_info {
+    std::string function;
+    std::string file;
+    unsigned line = 0;  // the co_await it waits at, else its definition
+};
+
+namespace detail {
+
+// The promise base of every pyco coroutine: links for awaiting and for
+// stack dumps, and what the coroutine is for messages.
+struct coro_frame {
+    std::coroutine_handle<> continuation_;  // who awaits this one; null: a task
+    coro_frame* child_ = nullptr;           // the coroutine this one awaits
+    std::exception_ptr exception_;
+    std::source_location created_;       // the coroutine function
+    std::source_location waiting_at_{};  // its latest co_await
+    bool started_ = false;               // awaited, or handed to a task
+    bool waited_somewhere_ = false;      // waiting_at_ is meaningful
+};
+
+class task_base : public future_base {
+public:
+    task_base(event_loop& loop, std::coroutine_handle<> root, coro_frame* root_frame);
+
+    bool cancel(std::string msg = {}) override;
+    int cancelling() const noexcept { return num_cancels_requested_; }
+    int uncancel() noexcept;
+
+    std::string get_name() const;
+    void set_name(std::string name) { name_ = std::make_unique<std::string>(std::move(name)); }
+    std::vector<frame_info> get_stack() const;
+    std::string describe() const override;
+
+    // --- for awaiters ---
+    // The task whose step is running on this thread, or null.
+    static task_base* current() noexcept;
+    // Park the task on `f`: resume at `h` when f is done.
+    void wait_on(future_base& f, std::coroutine_handle<> h);
+    // Yield to the loop once (sleep(0)): resume at `h` next iteration.
+    void yield_once(std::coroutine_handle<> h);
+    // Wait in a foreign awaiter; returns the handle it should resume.
+    std::coroutine_handle<> wait_foreign(std::coroutine_handle<> h);
+    // Throw what cancel() (or a foreign wake-up) left for this point.
+    void raise_throw_in() {
+        if (throw_in_) [[unlikely]] rethrow_throw_in();
+    }
+
+    // The loop closes with this task pending.
+    void abandon() noexcept;
+    struct task_link : list_link {
+        task_base* task = nullptr;
+    };
+    task_link link_;  // in the loop's live tasks
+
+protected:
+    ~task_base() override;
+    const char* kind() const noexcept override { return "Task"; }
+    // The root coroutine finished: take its result (set_result on self).
+    virtual void take_result() = 0;
+    coro_frame* root_frame_;  // inside root_'s frame: null once it is gone
+    std::coroutine_handle<> root_;
+    std::source_location coro_loc_;  // outlives the frame, for describe()
+
+private:
+    static void step_entry(void* task, void*, bool run);
+    static void wakeup_entry(void* task, void* fut, bool run);
+    void schedule_step();
+    void step();
+    void complete();
+    [[noreturn]] void rethrow_throw_in();
+    std::coroutine_handle<> make_resumer();
+
+    std::coroutine_handle<> resume_;
+    std::coroutine_handle<> resumer_;  // foreign awaiters wake us through it
+    intrusive_ptr<future_base> fut_waiter_;
+    std::exception_ptr throw_in_;
+    std::unique_ptr<std::string> name_;
+    std::uint64_t id_;
+    int num_cancels_requested_ = 0;
+    bool must_cancel_ = false;
+    bool step_scheduled_ = false;
+    bool stepped_ = false;  // the body has been resumed at least once
+};
+
+}  // namespace detail
+}  // namespace pyco

@@ -1,0 +1,254 @@
+// pyco/event_loop.hpp — asyncio's event loop: callbacks, timers, fds.
+//
+// One iteration (run_once), in this order — the only place callbacks run:
+//   1. drop cancelled timers from the top of the heap; if more than half of
+//      over 100 timers are cancelled, rebuild the heap without them;
+//   2. wait for I/O: not at all if callbacks are ready or the loop is
+//      stopping, else until the earliest timer (or forever if none);
+//      with virtual time the wait never sleeps: time jumps to that timer;
+//   3. queue the callbacks of ready fds, then of timers now due;
+//   4. run the callbacks that are ready at this point, in FIFO order; those
+//      they schedule wait for the next iteration.
+// An exception escaping a callback goes to the exception handler and the
+// loop goes on. stop() lets the current iteration finish.
+//
+// Thread rule: a loop belongs to the thread that runs it. Every method here
+// is for that thread only (debug mode reports other callers), except
+// call_soon_threadsafe (a later issue).
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <exception>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include <pyco/detail/intrusive.hpp>
+
+namespace pyco {
+
+class event_loop;
+template <class T>
+class future;
+template <class T>
+class coroutine;
+template <class T>
+class task;
+
+namespace detail {
+
+class io_backend;
+struct io_event;
+class future_base;
+
+// A callback the user can cancel (asyncio's Handle / TimerHandle).
+struct handle_state final : refcounted {
+    std::function<void()> fn;
+    event_loop* loop = nullptr;
+    std::chrono::steady_clock::time_point when{};
+    bool cancelled = false;
+    bool in_heap = false;  // a timer not yet due
+};
+
+// What the ready queue holds: a function and two words. Internal scheduling
+// (task steps, future callbacks) uses it without allocating. `run` is false
+// when the loop closes with the entry still queued: free, do not run.
+struct ready_entry {
+    void (*fn)(void* a, void* b, bool run);
+    void* a;
+    void* b;
+};
+
+// A FIFO ring that grows by doubling; push and pop never allocate once warm.
+class ready_ring {
+public:
+    ready_ring() = default;
+    ready_ring(const ready_ring&) = delete;
+    ready_ring& operator=(const ready_ring&) = delete;
+    void push(const ready_entry& e) {
+        if (size_ == buf_.size()) grow();
+        buf_[(head_ + size_) & (buf_.size() - 1)] = e;
+        ++size_;
+    }
+    ready_entry pop() noexcept {
+        ready_entry e = buf_[head_];
+        head_ = (head_ + 1) & (buf_.size() - 1);
+        --size_;
+        return e;
+    }
+    std::size_t size() const noexcept { return size_; }
+    bool empty() const noexcept { return size_ == 0; }
+
+private:
+    void grow();
+    std::vector<ready_entry> buf_;
+    std::size_t head_ = 0;
+    std::size_t size_ = 0;
+};
+
+struct timer_entry {
+    std::chrono::steady_clock::time_point when;
+    std::uint64_t seq;  // FIFO among equal times
+    handle_state* h;    // the heap holds one reference
+};
+
+}  // namespace detail
+
+// A scheduled callback; cancel() stops it from running.
+class handle {
+public:
+    handle() = default;
+    void cancel() noexcept;
+    bool cancelled() const noexcept { return !s_ || s_->cancelled; }
+    // A timer's due time (call_later/call_at).
+    std::chrono::steady_clock::time_point when() const noexcept { return s_ ? s_->when : decltype(s_->when){}; }
+
+private:
+    friend class event_loop;
+    explicit handle(detail::intrusive_ptr<detail::handle_state> s) : s_(std::move(s)) {}
+    detail::intrusive_ptr<detail::handle_state> s_;
+};
+
+// What call_exception_handler receives (asyncio's context dict).
+struct exception_context {
+    std::string message;
+    std::exception_ptr exception;  // may be null
+    std::string future;            // the future or task involved, if any
+    std::string handle;            // the callback involved, if any
+};
+
+struct loop_options {
+    // Time jumps to the next timer whenever nothing else can happen (a
+    // TestLoop/MockClock): timeouts are tested without waiting.
+    bool virtual_time = false;
+    // Debug mode; unset: PYCO_DEBUG=1 in the environment turns it on.
+    std::optional<bool> debug = std::nullopt;
+};
+
+class event_loop {
+public:
+    using clock = std::chrono::steady_clock;
+    using time_point = clock::time_point;
+    using duration = clock::duration;
+    using exception_handler = std::function<void(event_loop&, const exception_context&)>;
+
+    event_loop();
+    explicit event_loop(loop_options options);
+    ~event_loop();
+    event_loop(const event_loop&) = delete;
+    event_loop& operator=(const event_loop&) = delete;
+
+    // --- callbacks and timers ---
+    handle call_soon(std::function<void()> fn);
+    template <class Rep, class Period>
+    handle call_later(std::chrono::duration<Rep, Period> delay, std::function<void()> fn) {
+        return call_at(time() + std::chrono::ceil<duration>(delay), std::move(fn));
+    }
+    handle call_at(time_point when, std::function<void()> fn);
+    time_point time() const noexcept;
+
+    // --- running ---
+    void run_forever();
+    // Defined in <pyco/task.hpp> (pyco.hpp includes it).
+    template <class T>
+    T run_until_complete(future<T> f);
+    template <class T>
+    T run_until_complete(task<T> t);
+    template <class T>
+    T run_until_complete(coroutine<T> c);
+    template <class T>
+    task<T> create_task(coroutine<T> c, std::string name = {});
+    template <class T = void>
+    future<T> create_future();
+    void stop() noexcept { stopping_ = true; }
+    void close();
+    bool is_running() const noexcept { return running_; }
+    bool is_closed() const noexcept { return closed_; }
+
+    // --- file descriptors (one reader and one writer per fd) ---
+    void add_reader(int fd, std::function<void()> fn);
+    void add_writer(int fd, std::function<void()> fn);
+    bool remove_reader(int fd);
+    bool remove_writer(int fd);
+
+    // --- errors ---
+    void set_exception_handler(exception_handler h) { handler_ = std::move(h); }
+    const exception_handler& get_exception_handler() const noexcept { return handler_; }
+    void call_exception_handler(const exception_context& ctx) noexcept;
+    void default_exception_handler(const exception_context& ctx) noexcept;
+
+    // --- debug ---
+    void set_debug(bool on) noexcept { debug_ = on; }
+    bool get_debug() const noexcept { return debug_; }
+    void set_slow_callback_duration(duration d) noexcept { slow_callback_ = d; }
+    duration slow_callback_duration() const noexcept { return slow_callback_; }
+
+    bool virtual_time() const noexcept { return virtual_time_; }
+    const char* backend_name() const noexcept;
+
+    // --- for pyco's own machinery ---
+    // Queue a raw entry for the next iteration. No allocation once warm.
+    void schedule(const detail::ready_entry& e);
+    // Live tasks, in creation order (all_tasks); tasks link themselves in.
+    detail::list_link& live_tasks() noexcept { return tasks_; }
+    std::uint64_t next_task_id() noexcept { return ++task_counter_; }
+
+private:
+    friend class handle;
+    void run_once();
+    void report_callback_error(const detail::ready_entry& e) noexcept;
+    void check_thread(const char* what) const;
+    void check_closed() const;
+    void timer_cancelled() noexcept { ++cancelled_timers_; }
+    void clean_timers();
+    void set_fd_callback(int fd, bool writer, std::function<void()> fn);
+    bool clear_fd_callback(int fd, bool writer);
+    static void run_handle(void* a, void* b, bool run);
+
+    struct fd_entry {
+        detail::intrusive_ptr<detail::handle_state> reader, writer;
+        unsigned interest = 0;
+    };
+
+    detail::ready_ring ready_;
+    std::vector<detail::timer_entry> timers_;
+    std::size_t cancelled_timers_ = 0;
+    std::uint64_t timer_seq_ = 0;
+    std::unordered_map<int, fd_entry> fds_;
+    std::vector<detail::io_event> io_events_;
+    std::unique_ptr<detail::io_backend> backend_;
+    detail::list_link tasks_;
+    std::uint64_t task_counter_ = 0;
+    exception_handler handler_;
+    duration slow_callback_ = std::chrono::milliseconds(100);
+    time_point virtual_now_{};
+    std::uint64_t thread_id_ = 0;
+    bool virtual_time_ = false;
+    bool debug_ = false;
+    bool running_ = false;
+    bool stopping_ = false;
+    bool closed_ = false;
+};
+
+// asyncio.get_running_loop(): runtime_error("no running event loop") outside.
+event_loop& get_running_loop();
+
+namespace detail {
+// The loop running on this thread, or null.
+event_loop* running_loop() noexcept;
+// Debug output (slow callbacks, never-awaited coroutines) goes here.
+void log_warning(const std::string& text) noexcept;
+bool env_debug() noexcept;
+// Defined with tasks: abandon the pending task linked at `link`.
+void abandon_task(list_link* link) noexcept;
+// Debug mode of the running loop, else PYCO_DEBUG.
+bool debug_enabled() noexcept;
+// Prints a context as the default exception handler does.
+void print_exception_context(const exception_context& ctx) noexcept;
+}  // namespace detail
+
+}  // namespace pyco

@@ -1,0 +1,388 @@
+#include <pyco/event_loop.hpp>
+
+#include <algorithm>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <thread>
+
+#include <pyco/detail/io_backend.hpp>
+#include <pyco/errors.hpp>
+#include <pyco/unraisable.hpp>
+
+namespace pyco {
+
+namespace {
+
+thread_local event_loop* tls_running_loop = nullptr;
+
+std::uint64_t this_thread_id() noexcept {
+    static thread_local const int marker = 0;
+    return reinterpret_cast<std::uintptr_t>(&marker);
+}
+
+// CPython: _MIN_SCHEDULED_TIMER_HANDLES, _MIN_CANCELLED_TIMER_HANDLES_FRACTION
+constexpr std::size_t min_scheduled_timers = 100;
+
+bool timer_later(const detail::timer_entry& a, const detail::timer_entry& b) noexcept {
+    return a.when != b.when ? a.when > b.when : a.seq > b.seq;  // min-heap
+}
+
+std::string describe_handle(const detail::handle_state* h) {
+    char buf[64];
+    std::snprintf(buf, sizeof buf, "<%s at %p>", h->in_heap || h->when != event_loop::time_point{}
+                                                    ? "TimerHandle" : "Handle",
+                  static_cast<const void*>(h));
+    return buf;
+}
+
+}  // namespace
+
+namespace detail {
+
+event_loop* running_loop() noexcept { return tls_running_loop; }
+
+void log_warning(const std::string& text) noexcept {
+    std::string line = text + "\n";
+    std::fputs(line.c_str(), stderr);
+}
+
+bool debug_enabled() noexcept {
+    if (event_loop* l = tls_running_loop) return l->get_debug();
+    return env_debug();
+}
+
+bool env_debug() noexcept {
+    const char* v = std::getenv("PYCO_DEBUG");
+    return v != nullptr && v[0] != '\0' && std::strcmp(v, "0") != 0;
+}
+
+void ready_ring::grow() {
+    std::vector<ready_entry> bigger(buf_.empty() ? 64 : buf_.size() * 2);
+    for (std::size_t i = 0; i < size_; ++i) bigger[i] = buf_[(head_ + i) & (buf_.size() - 1)];
+    buf_ = std::move(bigger);
+    head_ = 0;
+}
+
+}  // namespace detail
+
+event_loop& get_running_loop() {
+    if (tls_running_loop == nullptr) throw runtime_error("no running event loop");
+    return *tls_running_loop;
+}
+
+void handle::cancel() noexcept {
+    if (!s_ || s_->cancelled) return;
+    s_->cancelled = true;
+    if (s_->in_heap && s_->loop) s_->loop->timer_cancelled();
+}
+
+event_loop::event_loop() : event_loop(loop_options{}) {}
+
+event_loop::event_loop(loop_options options)
+    : backend_(detail::make_epoll_backend()),
+      virtual_time_(options.virtual_time),
+      debug_(options.debug.value_or(detail::env_debug())) {
+    if (virtual_time_) virtual_now_ = clock::now();
+}
+
+event_loop::~event_loop() {
+    if (running_) {
+        // Destroying a running loop is a bug in the caller; there is no
+        // way to report it but to refuse loudly.
+        std::fputs("pyco: event_loop destroyed while running\n", stderr);
+        std::abort();
+    }
+    close();
+}
+
+const char* event_loop::backend_name() const noexcept { return backend_ ? backend_->name() : "closed"; }
+
+event_loop::time_point event_loop::time() const noexcept {
+    return virtual_time_ ? virtual_now_ : clock::now();
+}
+
+void event_loop::check_closed() const {
+    if (closed_) throw runtime_error("Event loop is closed");
+}
+
+void event_loop::check_thread(const char* what) const {
+    // CPython checks only in debug mode, and so do we: the check costs a
+    // thread-local read on every call.
+    if (debug_ && running_ && thread_id_ != this_thread_id()) {
+        throw runtime_error(std::string("Non-thread-safe operation invoked on an event loop other "
+                                        "than the current one (") + what + ")");
+    }
+}
+
+void event_loop::schedule(const detail::ready_entry& e) { ready_.push(e); }
+
+void event_loop::run_handle(void* a, void*, bool run) {
+    auto h = detail::intrusive_ptr<detail::handle_state>::adopt(static_cast<detail::handle_state*>(a));
+    if (!run || h->cancelled) return;
+    try {
+        h->fn();
+    } catch (...) {
+        // Reported here, while the handle is still alive to be described.
+        exception_context ctx{"Exception in callback", std::current_exception(), {}, {}};
+        try {
+            ctx.handle = describe_handle(h.get());
+        } catch (...) {
+        }
+        h->loop->call_exception_handler(ctx);
+    }
+}
+
+handle event_loop::call_soon(std::function<void()> fn) {
+    check_closed();
+    check_thread("call_soon");
+    auto* s = new detail::handle_state;
+    s->fn = std::move(fn);
+    s->loop = this;
+    s->add_ref();  // the queue's reference
+    ready_.push({&run_handle, s, nullptr});
+    return handle(detail::intrusive_ptr<detail::handle_state>::adopt(s));
+}
+
+handle event_loop::call_at(time_point when, std::function<void()> fn) {
+    check_closed();
+    check_thread("call_at");
+    auto* s = new detail::handle_state;
+    s->fn = std::move(fn);
+    s->loop = this;
+    s->when = when;
+    s->in_heap = true;
+    s->add_ref();  // the heap's reference
+    timers_.push_back({when, ++timer_seq_, s});
+    std::push_heap(timers_.begin(), timers_.end(), timer_later);
+    return handle(detail::intrusive_ptr<detail::handle_state>::adopt(s));
+}
+
+void event_loop::clean_timers() {
+    if (timers_.size() > min_scheduled_timers && cancelled_timers_ * 2 > timers_.size()) {
+        // Many cancelled: rebuild the heap without them (CPython does the
+        // same), and give the memory back.
+        std::erase_if(timers_, [](const detail::timer_entry& t) {
+            if (!t.h->cancelled) return false;
+            t.h->in_heap = false;
+            t.h->release();
+            return true;
+        });
+        std::make_heap(timers_.begin(), timers_.end(), timer_later);
+        if (timers_.capacity() > 4 * timers_.size() + 64) timers_.shrink_to_fit();
+        cancelled_timers_ = 0;
+        return;
+    }
+    while (!timers_.empty() && timers_.front().h->cancelled) {
+        std::pop_heap(timers_.begin(), timers_.end(), timer_later);
+        detail::handle_state* h = timers_.back().h;
+        timers_.pop_back();
+        --cancelled_timers_;
+        h->in_heap = false;
+        h->release();
+    }
+}
+
+void event_loop::report_callback_error(const detail::ready_entry&) noexcept {
+    // Internal entries (task steps, future callbacks): user handles report
+    // their own errors in run_handle.
+    call_exception_handler({"Exception in callback", std::current_exception(), {}, {}});
+}
+
+void event_loop::run_once() {
+    clean_timers();
+
+    std::optional<duration> timeout;
+    if (!ready_.empty() || stopping_) {
+        timeout = duration::zero();
+    } else if (!timers_.empty()) {
+        timeout = std::max(duration::zero(), timers_.front().when - time());
+    }
+
+    io_events_.clear();
+    if (virtual_time_ && timeout && *timeout > duration::zero()) {
+        backend_->wait(duration::zero(), io_events_);
+        if (io_events_.empty()) virtual_now_ = std::max(virtual_now_, timers_.front().when);
+    } else {
+        backend_->wait(timeout, io_events_);
+    }
+    for (const detail::io_event& ev : io_events_) {
+        auto it = fds_.find(ev.fd);
+        if (it == fds_.end()) continue;
+        if ((ev.ready & detail::io_read) && it->second.reader) {
+            it->second.reader->add_ref();
+            ready_.push({&run_handle, it->second.reader.get(), nullptr});
+        }
+        if ((ev.ready & detail::io_write) && it->second.writer) {
+            it->second.writer->add_ref();
+            ready_.push({&run_handle, it->second.writer.get(), nullptr});
+        }
+    }
+
+    const time_point now = time();
+    while (!timers_.empty() && timers_.front().when <= now) {
+        std::pop_heap(timers_.begin(), timers_.end(), timer_later);
+        detail::handle_state* h = timers_.back().h;
+        timers_.pop_back();
+        h->in_heap = false;
+        if (h->cancelled) {
+            --cancelled_timers_;
+            h->release();
+            continue;
+        }
+        ready_.push({&run_handle, h, nullptr});  // the heap's reference moves
+    }
+
+    // Only what is ready now: callbacks scheduled by these wait their turn.
+    for (std::size_t n = ready_.size(); n > 0; --n) {
+        detail::ready_entry e = ready_.pop();
+        if (!debug_) {
+            try {
+                e.fn(e.a, e.b, true);
+            } catch (...) {
+                report_callback_error(e);
+            }
+            continue;
+        }
+        const auto t0 = clock::now();
+        try {
+            e.fn(e.a, e.b, true);
+        } catch (...) {
+            report_callback_error(e);
+        }
+        const auto dt = clock::now() - t0;
+        if (dt >= slow_callback_) {
+            char buf[128];
+            std::snprintf(buf, sizeof buf, "Executing callback %p took %.3f seconds",
+                          reinterpret_cast<void*>(e.fn),
+                          std::chrono::duration<double>(dt).count());
+            detail::log_warning(buf);
+        }
+    }
+}
+
+void event_loop::run_forever() {
+    check_closed();
+    if (running_) throw runtime_error("This event loop is already running");
+    if (tls_running_loop != nullptr) {
+        throw runtime_error("Cannot run the event loop while another loop is running");
+    }
+    running_ = true;
+    thread_id_ = this_thread_id();
+    tls_running_loop = this;
+    struct reset {
+        event_loop* l;
+        ~reset() {
+            l->stopping_ = false;
+            l->running_ = false;
+            l->thread_id_ = 0;
+            tls_running_loop = nullptr;
+        }
+    } guard{this};
+    while (true) {
+        run_once();
+        if (stopping_) break;
+    }
+}
+
+void event_loop::close() {
+    if (running_) throw runtime_error("Cannot close a running event loop");
+    if (closed_) return;
+    // Tasks still pending are abandoned first: their frames go, reported.
+    while (tasks_.linked()) {
+        detail::abandon_task(tasks_.next);
+    }
+    closed_ = true;
+    while (!ready_.empty()) {
+        detail::ready_entry e = ready_.pop();
+        e.fn(e.a, e.b, false);
+    }
+    for (detail::timer_entry& t : timers_) {
+        t.h->in_heap = false;
+        t.h->release();
+    }
+    timers_.clear();
+    fds_.clear();
+    backend_.reset();
+}
+
+void event_loop::set_fd_callback(int fd, bool writer, std::function<void()> fn) {
+    check_closed();
+    check_thread(writer ? "add_writer" : "add_reader");
+    if (fd < 0) throw value_error("Invalid file descriptor: " + std::to_string(fd));
+    fd_entry& e = fds_[fd];
+    auto* s = new detail::handle_state;
+    s->fn = std::move(fn);
+    s->loop = this;
+    auto& slot = writer ? e.writer : e.reader;
+    if (slot) slot->cancelled = true;  // replaced, as in CPython
+    slot = detail::intrusive_ptr<detail::handle_state>::adopt(s);
+    const unsigned before = e.interest;
+    const unsigned after = before | (writer ? detail::io_write : detail::io_read);
+    if (after != before) {
+        try {
+            backend_->set_interest(fd, before, after);
+        } catch (...) {
+            slot = {};
+            if (e.interest == 0 && !e.reader && !e.writer) fds_.erase(fd);
+            throw;
+        }
+        e.interest = after;
+    }
+}
+
+bool event_loop::clear_fd_callback(int fd, bool writer) {
+    if (closed_) return false;
+    check_thread(writer ? "remove_writer" : "remove_reader");
+    auto it = fds_.find(fd);
+    if (it == fds_.end()) return false;
+    fd_entry& e = it->second;
+    auto& slot = writer ? e.writer : e.reader;
+    if (!slot) return false;
+    slot->cancelled = true;
+    slot = {};
+    const unsigned before = e.interest;
+    const unsigned after = before & ~(writer ? detail::io_write : detail::io_read);
+    backend_->set_interest(fd, before, after);
+    e.interest = after;
+    if (after == 0) fds_.erase(it);
+    return true;
+}
+
+void event_loop::add_reader(int fd, std::function<void()> fn) { set_fd_callback(fd, false, std::move(fn)); }
+void event_loop::add_writer(int fd, std::function<void()> fn) { set_fd_callback(fd, true, std::move(fn)); }
+bool event_loop::remove_reader(int fd) { return clear_fd_callback(fd, false); }
+bool event_loop::remove_writer(int fd) { return clear_fd_callback(fd, true); }
+
+void event_loop::call_exception_handler(const exception_context& ctx) noexcept {
+    if (!handler_) {
+        default_exception_handler(ctx);
+        return;
+    }
+    try {
+        handler_(*this, ctx);
+    } catch (...) {
+        // CPython: the handler's own failure is logged by the default handler.
+        exception_context nested{"Unhandled error in exception handler", std::current_exception(), {}, {}};
+        default_exception_handler(nested);
+        default_exception_handler(ctx);
+    }
+}
+
+void event_loop::default_exception_handler(const exception_context& ctx) noexcept {
+    detail::print_exception_context(ctx);
+}
+
+void detail::print_exception_context(const exception_context& ctx) noexcept {
+    try {
+        std::string text = ctx.message.empty() ? "Unhandled exception in event loop" : ctx.message;
+        if (!ctx.future.empty()) text += "\nfuture: " + ctx.future;
+        if (!ctx.handle.empty()) text += "\nhandle: " + ctx.handle;
+        if (ctx.exception) text += "\n" + describe_exception(ctx.exception);
+        detail::log_warning(text);
+    } catch (...) {
+        std::fputs("pyco: exception handler failed\n", stderr);
+    }
+}
+
+}  // namespace pyco

@@ -1,0 +1,144 @@
+#include <pyco/detail/future_base.hpp>
+
+#include <pyco/unraisable.hpp>
+
+namespace pyco::detail {
+
+future_base::~future_base() {
+    // Callbacks that never ran: free what they hold.
+    if (first_cb_.fn) first_cb_.fn(first_cb_.ctx, nullptr, false);
+    for (const done_callback& cb : more_cbs_) cb.fn(cb.ctx, nullptr, false);
+}
+
+void future_base::destroy() noexcept {
+    if (log_traceback_) {
+        try {
+            exception_context ctx{std::string(kind()) + " exception was never retrieved", exception_,
+                                  describe(), {}};
+            // The loop may be gone by now; use it only while it runs here.
+            if (running_loop() == loop_) {
+                loop_->call_exception_handler(ctx);
+            } else {
+                print_exception_context(ctx);
+            }
+        } catch (...) {
+        }
+    }
+    delete this;
+}
+
+const char* future_base::state_name() const noexcept {
+    switch (state_) {
+        case fut_state::pending: return "PENDING";
+        case fut_state::cancelled: return "CANCELLED";
+        case fut_state::finished: return "FINISHED";
+    }
+    return "?";
+}
+
+std::string future_base::describe() const {
+    std::string s = "<" + std::string(kind()) + " ";
+    switch (state_) {
+        case fut_state::pending: s += "pending"; break;
+        case fut_state::cancelled: s += "cancelled"; break;
+        case fut_state::finished:
+            s += "finished";
+            if (exception_) s += " exception=" + describe_exception(exception_);
+            break;
+    }
+    return s + ">";
+}
+
+void future_base::check_pending(const char*) const {
+    // CPython: InvalidStateError(f'{self._state}: {self!r}')
+    if (done()) throw invalid_state_error(std::string(state_name()) + ": " + describe());
+}
+
+void future_base::raise_cancelled() const {
+    if (cancelled_exc_) std::rethrow_exception(cancelled_exc_);
+    throw cancelled_error(cancel_message());
+}
+
+bool future_base::cancel(std::string msg) {
+    log_traceback_ = false;
+    if (done()) return false;
+    state_ = fut_state::cancelled;
+    if (!msg.empty()) cancel_message_ = std::make_unique<std::string>(std::move(msg));
+    finish();
+    return true;
+}
+
+void future_base::set_exception(std::exception_ptr e) {
+    if (!e) throw type_error("set_exception() needs an exception");
+    check_pending("set_exception");
+    exception_ = std::move(e);
+    state_ = fut_state::finished;
+    log_traceback_ = true;
+    finish();
+}
+
+std::exception_ptr future_base::exception() {
+    if (state_ == fut_state::cancelled) raise_cancelled();
+    if (state_ == fut_state::pending) throw invalid_state_error("Exception is not set.");
+    log_traceback_ = false;
+    return exception_;
+}
+
+void future_base::raise_if_failed() {
+    if (state_ == fut_state::cancelled) raise_cancelled();
+    if (state_ == fut_state::pending) throw invalid_state_error("Result is not set.");
+    log_traceback_ = false;
+    if (exception_) std::rethrow_exception(exception_);
+}
+
+void future_base::finish() {
+    if (state_ == fut_state::pending) state_ = fut_state::finished;
+    // Each queued callback owns a reference to this future.
+    if (first_cb_.fn) {
+        add_ref();
+        loop_->schedule({first_cb_.fn, first_cb_.ctx, this});
+        first_cb_ = {};
+    }
+    for (const done_callback& cb : more_cbs_) {
+        add_ref();
+        loop_->schedule({cb.fn, cb.ctx, this});
+    }
+    more_cbs_.clear();
+}
+
+std::uint64_t future_base::add_callback(void (*fn)(void*, void*, bool), void* ctx) {
+    const std::uint64_t id = ++next_cb_id_;
+    if (done()) {
+        add_ref();
+        loop_->schedule({fn, ctx, this});
+        return id;
+    }
+    if (!first_cb_.fn && more_cbs_.empty()) {
+        first_cb_ = {fn, ctx, id};
+    } else {
+        more_cbs_.push_back({fn, ctx, id});
+    }
+    return id;
+}
+
+std::size_t future_base::remove_callback(std::uint64_t id) {
+    if (first_cb_.fn && first_cb_.id == id) {
+        first_cb_.fn(first_cb_.ctx, nullptr, false);
+        first_cb_ = {};
+        if (!more_cbs_.empty()) {  // keep FIFO order: the next one moves up
+            first_cb_ = more_cbs_.front();
+            more_cbs_.erase(more_cbs_.begin());
+        }
+        return 1;
+    }
+    for (auto it = more_cbs_.begin(); it != more_cbs_.end(); ++it) {
+        if (it->id == id) {
+            it->fn(it->ctx, nullptr, false);
+            more_cbs_.erase(it);
+            return 1;
+        }
+    }
+    return 0;
+}
+
+}  // namespace pyco::detail

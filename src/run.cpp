@@ -1,0 +1,52 @@
+#include <pyco/run.hpp>
+
+namespace pyco::detail {
+
+namespace {
+
+struct all_done {
+    std::size_t remaining;
+    intrusive_ptr<with_result<void, future_base>> fut;
+};
+
+void count_down(void* ctx, void* fut, bool run) {
+    auto f = intrusive_ptr<future_base>::adopt(static_cast<future_base*>(fut));
+    if (!run || fut == nullptr) return;  // ctx may be gone: touch nothing
+    auto* w = static_cast<all_done*>(ctx);
+    if (--w->remaining == 0) w->fut->set_result();
+}
+
+// asyncio.runners._cancel_all_tasks
+void cancel_all_tasks(event_loop& loop) {
+    std::vector<any_task> tasks = all_tasks(loop);
+    if (tasks.empty()) return;
+    for (any_task& t : tasks) t.cancel();
+    // Wait for all, as gather(*tasks, return_exceptions=True) would.
+    all_done w{tasks.size(), intrusive_ptr<with_result<void, future_base>>::adopt(
+                                 new with_result<void, future_base>(loop))};
+    for (any_task& t : tasks) t.base()->add_callback(&count_down, &w);
+    run_until_done(loop, *w.fut);
+    for (any_task& t : tasks) {
+        if (t.cancelled()) continue;
+        if (std::exception_ptr e = t.exception()) {
+            loop.call_exception_handler(
+                {"unhandled exception during pyco::run() shutdown", e, t.describe(), {}});
+        }
+    }
+}
+
+}  // namespace
+
+void finish_run(event_loop& loop) noexcept {
+    try {
+        cancel_all_tasks(loop);
+    } catch (...) {
+        loop.call_exception_handler({"error while cancelling tasks in pyco::run()", std::current_exception(), {}, {}});
+    }
+    try {
+        loop.close();
+    } catch (...) {
+    }
+}
+
+}  // namespace pyco::detail

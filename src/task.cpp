@@ -1,0 +1,277 @@
+#include <pyco/detail/task_base.hpp>
+
+#include <cstdio>
+
+#include <pyco/unraisable.hpp>
+
+namespace pyco::detail {
+
+namespace {
+
+thread_local task_base* tls_current_task = nullptr;
+
+// A coroutine whose only job is to be resumed: foreign awaiters get its
+// handle, and resuming it queues the task's step, so that the task still
+// runs only from the loop.
+struct resumer {
+    struct promise_type {
+        resumer get_return_object() noexcept {
+            return {std::coroutine_handle<promise_type>::from_promise(*this)};
+        }
+        std::suspend_always initial_suspend() const noexcept { return {}; }
+        std::suspend_always final_suspend() const noexcept { return {}; }
+        void return_void() const noexcept {}
+        void unhandled_exception() const noexcept { std::terminate(); }
+    };
+    std::coroutine_handle<promise_type> h;
+};
+
+// "pyco::coroutine<int> ns::f(int)" -> "ns::f"
+std::string short_name(const char* full) {
+    std::string s = full;
+    int depth = 0;
+    std::size_t paren = std::string::npos;
+    for (std::size_t i = 0; i < s.size(); ++i) {
+        char c = s[i];
+        if (c == '<') ++depth;
+        else if (c == '>') --depth;
+        else if (c == '(' && depth == 0) {
+            paren = i;
+            break;
+        }
+    }
+    if (paren == std::string::npos) return s;
+    std::size_t start = 0;
+    depth = 0;
+    for (std::size_t i = paren; i-- > 0;) {
+        char c = s[i];
+        if (c == '>') ++depth;
+        else if (c == '<') --depth;
+        else if (c == ' ' && depth == 0) {
+            start = i + 1;
+            break;
+        }
+    }
+    return s.substr(start, paren - start);
+}
+
+}  // namespace
+
+task_base::task_base(event_loop& loop, std::coroutine_handle<> root, coro_frame* root_frame)
+    : future_base(loop),
+      root_frame_(root_frame),
+      root_(root),
+      coro_loc_(root_frame->created_),
+      resume_(root),
+      id_(loop.next_task_id()) {
+    link_.task = this;
+    add_ref();  // pending: the loop keeps it alive
+    loop.live_tasks().push_back(link_);
+    schedule_step();
+}
+
+task_base::~task_base() {
+    if (root_) root_.destroy();
+    if (resumer_) resumer_.destroy();
+    link_.unlink();
+}
+
+task_base* task_base::current() noexcept { return tls_current_task; }
+
+std::string task_base::get_name() const {
+    return name_ ? *name_ : "Task-" + std::to_string(id_);
+}
+
+bool task_base::cancel(std::string msg) {
+    log_traceback_ = false;
+    if (done()) return false;
+    ++num_cancels_requested_;
+    // The waited-on future's callback wakes us; it raises cancelled_error.
+    if (fut_waiter_ && fut_waiter_->cancel(msg)) return true;
+    // Otherwise a step is queued, or will be: it throws cancelled_error in.
+    must_cancel_ = true;
+    cancel_message_ = msg.empty() ? nullptr : std::make_unique<std::string>(std::move(msg));
+    return true;
+}
+
+int task_base::uncancel() noexcept {
+    if (num_cancels_requested_ > 0) --num_cancels_requested_;
+    return num_cancels_requested_;
+}
+
+void task_base::schedule_step() {
+    if (step_scheduled_) return;
+    step_scheduled_ = true;
+    loop_->schedule({&step_entry, this, nullptr});
+}
+
+void task_base::step_entry(void* task, void*, bool run) {
+    // No reference of its own: a pending task keeps itself alive, and a
+    // closing loop drops queued steps (run = false) after abandoning tasks.
+    if (run) static_cast<task_base*>(task)->step();
+}
+
+void task_base::wakeup_entry(void* task, void* fut, bool run) {
+    auto t = intrusive_ptr<task_base>::adopt(static_cast<task_base*>(task));
+    auto f = intrusive_ptr<future_base>::adopt(static_cast<future_base*>(fut));
+    if (run) t->step();
+}
+
+void task_base::wait_on(future_base& f, std::coroutine_handle<> h) {
+    resume_ = h;
+    fut_waiter_ = intrusive_ptr<future_base>(&f);
+    add_ref();  // the callback's
+    try {
+        f.add_callback(&wakeup_entry, this);
+    } catch (...) {
+        release();
+        fut_waiter_ = {};
+        throw;
+    }
+}
+
+void task_base::yield_once(std::coroutine_handle<> h) {
+    resume_ = h;
+    schedule_step();
+}
+
+std::coroutine_handle<> task_base::wait_foreign(std::coroutine_handle<> h) {
+    resume_ = h;
+    if (!resumer_) resumer_ = make_resumer();
+    return resumer_;
+}
+
+std::coroutine_handle<> task_base::make_resumer() {
+    struct make {
+        static resumer body(task_base* t) {
+            for (;;) {
+                co_await std::suspend_always{};
+                t->schedule_step();
+            }
+        }
+    };
+    resumer r = make::body(this);
+    r.h.resume();  // to its first co_await
+    return r.h;
+}
+
+void task_base::rethrow_throw_in() {
+    std::exception_ptr e = std::move(throw_in_);
+    throw_in_ = nullptr;
+    std::rethrow_exception(std::move(e));
+}
+
+void task_base::step() {
+    step_scheduled_ = false;
+    if (done() || !root_) return;
+    if (must_cancel_) {
+        must_cancel_ = false;
+        throw_in_ = std::make_exception_ptr(cancelled_error(cancel_message()));
+    }
+    fut_waiter_ = {};
+    if (!stepped_ && throw_in_) {
+        // Cancelled before its first step: the body never runs.
+        root_frame_->exception_ = std::move(throw_in_);
+        throw_in_ = nullptr;
+        complete();
+        return;
+    }
+    stepped_ = true;
+    task_base* previous = tls_current_task;
+    tls_current_task = this;
+    intrusive_ptr<task_base> keep(this);  // complete() drops the self-reference
+    resume_.resume();
+    tls_current_task = previous;
+    if (root_.done()) complete();
+}
+
+void task_base::complete() {
+    std::exception_ptr e = std::move(root_frame_->exception_);
+    root_frame_->exception_ = nullptr;
+    if (e) {
+        bool is_cancel = false;
+        try {
+            std::rethrow_exception(e);
+        } catch (const cancelled_error&) {
+            is_cancel = true;
+        } catch (...) {
+        }
+        if (is_cancel) {
+            cancelled_exc_ = e;
+            state_ = fut_state::cancelled;
+            finish();
+        } else {
+            exception_ = e;
+            state_ = fut_state::finished;
+            log_traceback_ = true;
+            finish();
+        }
+    } else if (must_cancel_) {
+        // Cancelled right before its coroutine returned: still cancelled.
+        must_cancel_ = false;
+        state_ = fut_state::cancelled;
+        finish();
+    } else {
+        take_result();
+    }
+    root_.destroy();
+    root_ = nullptr;
+    root_frame_ = nullptr;
+    link_.unlink();
+    release();  // the self-reference of a pending task
+}
+
+void task_base::abandon() noexcept {
+    try {
+        loop_->call_exception_handler({"Task was destroyed but it is pending!", nullptr, describe(), {}});
+    } catch (...) {
+    }
+    intrusive_ptr<task_base> keep(this);
+    fut_waiter_ = {};
+    if (root_) {
+        root_.destroy();  // destructors of its locals run; no code does
+        root_ = nullptr;
+        root_frame_ = nullptr;
+    }
+    link_.unlink();
+    release();  // the self-reference
+}
+
+void abandon_task(list_link* link) noexcept {
+    static_cast<task_base::task_link*>(link)->task->abandon();
+}
+
+std::vector<frame_info> task_base::get_stack() const {
+    std::vector<frame_info> out;
+    if (done() || !root_frame_) return out;
+    for (const coro_frame* f = root_frame_; f != nullptr; f = f->child_) {
+        frame_info fi;
+        fi.function = f->created_.function_name();
+        fi.file = f->created_.file_name();
+        fi.line = f->waited_somewhere_ ? f->waiting_at_.line() : f->created_.line();
+        out.push_back(std::move(fi));
+    }
+    return out;
+}
+
+std::string task_base::describe() const {
+    std::string s = "<Task ";
+    s += done() ? (cancelled() ? "cancelled" : "finished") : "pending";
+    s += " name='" + get_name() + "'";
+    {
+        s += " coro=<" + short_name(coro_loc_.function_name()) + "()";
+        if (!done() && root_frame_) {
+            const coro_frame* leaf = root_frame_;
+            while (leaf->child_) leaf = leaf->child_;
+            if (leaf->waited_somewhere_) {
+                s += " running at " + std::string(leaf->waiting_at_.file_name()) + ":" +
+                     std::to_string(leaf->waiting_at_.line());
+            }
+        }
+        s += ">";
+    }
+    if (state_ == fut_state::finished && exception_) s += " exception=" + describe_exception(exception_);
+    return s + ">";
+}
+
+}  // namespace pyco::detail

@@ -1,0 +1,56 @@
+#include <pyco/task.hpp>
+
+namespace pyco {
+
+namespace {
+
+void stop_loop_cb(void* loop, void* fut, bool run) {
+    auto f = detail::intrusive_ptr<detail::future_base>::adopt(static_cast<detail::future_base*>(fut));
+    if (run && fut) static_cast<event_loop*>(loop)->stop();
+}
+
+}  // namespace
+
+namespace detail {
+
+void run_until_done(event_loop& loop, future_base& f) {
+    if (&f.get_loop() != &loop) throw value_error("The future belongs to a different loop than the one specified");
+    intrusive_ptr<future_base> keep(&f);
+    const std::uint64_t id = f.add_callback(&stop_loop_cb, &loop);
+    try {
+        loop.run_forever();
+    } catch (...) {
+        f.remove_callback(id);
+        throw;
+    }
+    f.remove_callback(id);
+    if (!f.done()) throw runtime_error("Event loop stopped before Future completed.");
+}
+
+}  // namespace detail
+
+void any_task::print_stack(std::FILE* out) const {
+    std::string text = "Stack for " + describe() + " (most recent call last):\n";
+    const auto frames = get_stack();
+    if (frames.empty()) text += "No stack for " + describe() + "\n";
+    for (const frame_info& f : frames) {
+        text += "  File \"" + f.file + "\", line " + std::to_string(f.line) + ", in " + f.function + "\n";
+    }
+    std::fputs(text.c_str(), out);
+}
+
+any_task current_task() { return any_task(detail::task_base::current()); }
+
+std::vector<any_task> all_tasks(event_loop& loop) {
+    std::vector<any_task> out;
+    detail::list_link& head = loop.live_tasks();
+    for (detail::list_link* l = head.next; l != &head; l = l->next) {
+        detail::task_base* t = static_cast<detail::task_base::task_link*>(l)->task;
+        if (!t->done()) out.emplace_back(t);
+    }
+    return out;
+}
+
+std::vector<any_task> all_tasks() { return all_tasks(get_running_loop()); }
+
+}  // namespace pyco

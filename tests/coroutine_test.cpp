@@ -1,0 +1,169 @@
+// Coroutines: lazy, awaited inline, once; deep await loops; any awaitable.
+#include <pyco/coroutine.hpp>
+
+#include <gtest/gtest.h>
+
+#include <string>
+#include <vector>
+
+#include <pyco/run.hpp>
+#include <pyco/sleep.hpp>
+
+namespace {
+
+using namespace std::chrono_literals;
+using pyco::coroutine;
+using trace_t = std::vector<std::string>;
+
+coroutine<int> add(int a, int b) { co_return a + b; }
+
+TEST(Coroutine, IsLazy) {
+    bool ran = false;
+    auto body = [](bool& r) -> coroutine<void> {
+        r = true;
+        co_return;
+    };
+    {
+        auto c = body(ran);
+        EXPECT_FALSE(ran);
+        EXPECT_FALSE(c.done());
+    }
+    EXPECT_FALSE(ran);
+}
+
+TEST(Coroutine, AwaitingRunsItInlineAndGivesItsResult) {
+    trace_t tr;
+    auto inner = [](trace_t& t) -> coroutine<std::string> {
+        t.push_back("inner");
+        co_return "value";
+    };
+    auto outer = [](trace_t& t, auto mk) -> coroutine<std::string> {
+        t.push_back("outer before");
+        std::string v = co_await mk(t);
+        t.push_back("outer after " + v);
+        co_return v + "!";
+    };
+    EXPECT_EQ(pyco::run(outer(tr, inner)), "value!");
+    EXPECT_EQ(tr, (trace_t{"outer before", "inner", "outer after value"}));
+}
+
+TEST(Coroutine, ExceptionsPropagateToTheAwaiter) {
+    auto inner = []() -> coroutine<int> {
+        throw pyco::value_error("inner failed");
+        co_return 0;
+    };
+    auto outer = [](auto mk) -> coroutine<std::string> {
+        try {
+            co_await mk();
+        } catch (const pyco::value_error& e) {
+            co_return std::string("caught ") + e.what();
+        }
+        co_return "no";
+    };
+    EXPECT_EQ(pyco::run(outer(inner)), "caught inner failed");
+}
+
+TEST(Coroutine, AwaitingTwiceIsRuntimeError) {
+    auto outer = []() -> coroutine<std::string> {
+        auto c = add(1, 2);
+        int first = co_await c;
+        try {
+            co_await c;
+        } catch (const pyco::runtime_error& e) {
+            co_return std::to_string(first) + " " + e.what();
+        }
+        co_return "no";
+    };
+    EXPECT_EQ(pyco::run(outer()), "3 cannot reuse already awaited coroutine");
+}
+
+TEST(Coroutine, TenMillionImmediateAwaitsDoNotGrowTheStack) {
+    // folly #2077, cppcoro #31: a loop of awaits that complete at once
+    // must not nest. 10 million frames of stack would be far beyond 8 MiB.
+    auto outer = []() -> coroutine<long> {
+        long sum = 0;
+        for (int i = 0; i < 10'000'000; ++i) sum += co_await add(i & 1, 0);
+        co_return sum;
+    };
+    EXPECT_EQ(pyco::run(outer()), 5'000'000);
+}
+
+coroutine<int> chain(int depth) {
+    if (depth == 0) co_return 0;
+    co_return 1 + co_await chain(depth - 1);
+}
+
+TEST(Coroutine, DeepRecursionOfAwaits) {
+    EXPECT_EQ(pyco::run(chain(100'000)), 100'000);
+}
+
+TEST(Coroutine, NeverAwaitedIsReportedInDebugMode) {
+    auto forgotten = []() -> coroutine<int> { co_return 1; };
+    auto main_coro = [](auto mk) -> coroutine<void> {
+        { auto c = mk(); }
+        co_return;
+    };
+    testing::internal::CaptureStderr();
+    pyco::run(main_coro(forgotten), {.debug = true});
+    std::string err = testing::internal::GetCapturedStderr();
+    EXPECT_NE(err.find("was never awaited"), std::string::npos) << err;
+    EXPECT_NE(err.find("coroutine_test.cpp"), std::string::npos) << err;
+
+    testing::internal::CaptureStderr();
+    pyco::run(main_coro(forgotten), {.debug = false});
+    err = testing::internal::GetCapturedStderr();
+    EXPECT_EQ(err.find("was never awaited"), std::string::npos) << err;
+}
+
+// An awaiter that knows nothing of pyco: it hands its handle to a loop
+// callback, which resumes it later (the __await__ protocol of a
+// third-party awaitable).
+struct callback_awaiter {
+    int value;
+    bool await_ready() const noexcept { return false; }
+    void await_suspend(std::coroutine_handle<> h) {
+        pyco::get_running_loop().call_soon([h] { h.resume(); });
+    }
+    int await_resume() const noexcept { return value * 2; }
+};
+
+struct has_operator_co_await {
+    int v;
+    callback_awaiter operator co_await() const { return {v}; }
+};
+
+TEST(Coroutine, AwaitsAForeignAwaiterTrio) {
+    auto body = []() -> coroutine<int> {
+        int a = co_await callback_awaiter{5};
+        int b = co_await has_operator_co_await{7};
+        co_await std::suspend_never{};  // never suspends: no task round trip
+        co_return a + b + 1;
+    };
+    EXPECT_EQ(pyco::run(body()), 10 + 14 + 1);
+}
+
+TEST(Coroutine, CancellationReachesATaskWaitingInAForeignAwaiter) {
+    auto body = []() -> coroutine<std::string> {
+        auto victim = [](bool& resumed) -> coroutine<void> {
+            try {
+                co_await callback_awaiter{1};
+            } catch (const pyco::cancelled_error&) {
+                resumed = true;
+                throw;
+            }
+        };
+        bool resumed = false;
+        auto t = pyco::create_task(victim(resumed));
+        co_await pyco::sleep(0s);  // t is now inside the foreign awaiter
+        t.cancel();
+        try {
+            co_await t;
+        } catch (const pyco::cancelled_error&) {
+            co_return resumed ? "cancelled at the foreign await" : "cancelled elsewhere";
+        }
+        co_return "not cancelled";
+    };
+    EXPECT_EQ(pyco::run(body()), "cancelled at the foreign await");
+}
+
+}  // namespace

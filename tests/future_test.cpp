@@ -1,0 +1,233 @@
+// Futures: the observable cases of CPython's test_asyncio/test_futures.py
+// that do not depend on Python-only features (repr details, pickling,
+// __del__ timing, the C/Python twin implementations, context vars).
+#include <pyco/future.hpp>
+
+#include <gtest/gtest.h>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <pyco/coroutine.hpp>
+#include <pyco/task.hpp>
+
+namespace {
+
+using pyco::event_loop;
+using pyco::future;
+
+void run_one(event_loop& loop) {
+    loop.stop();
+    loop.run_forever();
+}
+
+TEST(Future, InitialState) {  // test_initial_state
+    event_loop loop;
+    future<int> f(loop);
+    EXPECT_FALSE(f.done());
+    EXPECT_FALSE(f.cancelled());
+    EXPECT_EQ(&f.get_loop(), &loop);
+    f.cancel();
+    EXPECT_TRUE(f.cancelled());
+    EXPECT_TRUE(f.done());
+}
+
+TEST(Future, CreateFutureOnTheLoop) {
+    event_loop loop;
+    auto f = loop.create_future<std::string>();
+    f.set_result("x");
+    EXPECT_EQ(f.result(), "x");
+}
+
+TEST(Future, ResultAndExceptionWhilePendingAreInvalidState) {  // test_result / test_exception
+    event_loop loop;
+    future<int> f(loop);
+    try {
+        f.result();
+        FAIL();
+    } catch (const pyco::invalid_state_error& e) {
+        EXPECT_STREQ(e.what(), "Result is not set.");
+    }
+    try {
+        f.exception();
+        FAIL();
+    } catch (const pyco::invalid_state_error& e) {
+        EXPECT_STREQ(e.what(), "Exception is not set.");
+    }
+}
+
+TEST(Future, CancelThenEverythingRaisesCancelled) {  // test_cancel
+    event_loop loop;
+    future<int> f(loop);
+    EXPECT_TRUE(f.cancel());
+    EXPECT_FALSE(f.cancel());  // already done
+    EXPECT_THROW(f.result(), pyco::cancelled_error);
+    EXPECT_THROW(f.exception(), pyco::cancelled_error);
+    EXPECT_THROW(f.set_result(1), pyco::invalid_state_error);
+    EXPECT_THROW(f.set_exception(pyco::value_error("x")), pyco::invalid_state_error);
+}
+
+TEST(Future, CancelMessageReachesTheError) {  // test_future_cancel_message_getter
+    event_loop loop;
+    future<int> f(loop);
+    f.cancel("my message");
+    try {
+        f.result();
+        FAIL();
+    } catch (const pyco::cancelled_error& e) {
+        EXPECT_STREQ(e.what(), "my message");
+    }
+}
+
+TEST(Future, ResultIsKept) {  // test_result
+    event_loop loop;
+    future<int> f(loop);
+    f.set_result(42);
+    EXPECT_TRUE(f.done());
+    EXPECT_FALSE(f.cancelled());
+    EXPECT_EQ(f.result(), 42);
+    EXPECT_EQ(f.result(), 42);
+    EXPECT_EQ(f.exception(), nullptr);
+    EXPECT_FALSE(f.cancel());
+    try {
+        f.set_result(1);
+        FAIL();
+    } catch (const pyco::invalid_state_error& e) {
+        EXPECT_EQ(std::string(e.what()).rfind("FINISHED: ", 0), 0u) << e.what();
+    }
+}
+
+TEST(Future, ExceptionIsRaisedByResult) {  // test_exception
+    event_loop loop;
+    future<int> f(loop);
+    f.set_exception(pyco::runtime_error("bad"));
+    EXPECT_THROW(f.result(), pyco::runtime_error);
+    EXPECT_NE(f.exception(), nullptr);
+    EXPECT_FALSE(f.cancel());
+}
+
+TEST(Future, VoidFuture) {
+    event_loop loop;
+    future<> f(loop);
+    f.set_result();
+    EXPECT_NO_THROW(f.result());
+}
+
+TEST(Future, CopiesShareOneState) {
+    event_loop loop;
+    future<int> f(loop);
+    future<int> g = f;
+    f.set_result(7);
+    EXPECT_TRUE(g.done());
+    EXPECT_EQ(g.result(), 7);
+    EXPECT_TRUE(f == g);
+}
+
+TEST(Future, CallbacksAreScheduledNotCalledAndKeepOrder) {  // test_callbacks_invoked_on_set_result
+    event_loop loop;
+    future<int> f(loop);
+    std::vector<int> calls;
+    f.add_done_callback([&](future<int>& ff) { calls.push_back(ff.result() * 10 + 1); });
+    f.add_done_callback([&](future<int>&) { calls.push_back(2); });
+    f.set_result(4);
+    EXPECT_TRUE(calls.empty());  // not inside set_result
+    run_one(loop);
+    EXPECT_EQ(calls, (std::vector<int>{41, 2}));
+}
+
+TEST(Future, CallbackAddedWhenDoneIsScheduledAtOnce) {
+    event_loop loop;
+    future<int> f(loop);
+    f.set_result(1);
+    bool called = false;
+    f.add_done_callback([&](future<int>&) { called = true; });
+    EXPECT_FALSE(called);
+    run_one(loop);
+    EXPECT_TRUE(called);
+}
+
+TEST(Future, RemoveDoneCallback) {  // test_remove_done_callback
+    event_loop loop;
+    future<int> f(loop);
+    std::vector<int> calls;
+    auto a = f.add_done_callback([&](future<int>&) { calls.push_back(1); });
+    f.add_done_callback([&](future<int>&) { calls.push_back(2); });
+    auto c = f.add_done_callback([&](future<int>&) { calls.push_back(3); });
+    EXPECT_EQ(f.remove_done_callback(a), 1u);
+    EXPECT_EQ(f.remove_done_callback(a), 0u);
+    EXPECT_EQ(f.remove_done_callback(c), 1u);
+    f.set_result(0);
+    run_one(loop);
+    EXPECT_EQ(calls, std::vector<int>{2});
+}
+
+TEST(Future, CallbacksRunOnCancelToo) {
+    event_loop loop;
+    future<int> f(loop);
+    bool saw_cancel = false;
+    f.add_done_callback([&](future<int>& ff) { saw_cancel = ff.cancelled(); });
+    f.cancel();
+    run_one(loop);
+    EXPECT_TRUE(saw_cancel);
+}
+
+TEST(Future, CallbacksHoldingStateAreFreedWhenNeverRun) {
+    auto token = std::make_shared<int>(0);
+    {
+        event_loop loop;
+        future<int> f(loop);
+        f.add_done_callback([token](future<int>&) {});
+        EXPECT_EQ(token.use_count(), 2);
+    }
+    EXPECT_EQ(token.use_count(), 1);
+}
+
+TEST(Future, NeverRetrievedExceptionIsReported) {  // test_tb_logger_exception_unretrieved
+    event_loop loop;
+    std::vector<std::string> msgs;
+    loop.set_exception_handler([&](event_loop&, const pyco::exception_context& c) {
+        msgs.push_back(c.message);
+    });
+    loop.call_soon([&] {
+        future<int> f(loop);
+        f.set_exception(pyco::runtime_error("lost"));
+    });
+    loop.call_soon([&] {
+        future<int> f(loop);
+        f.set_exception(pyco::runtime_error("seen"));
+        f.exception();  // retrieved: no report
+    });
+    loop.call_soon([&] { loop.stop(); });
+    loop.run_forever();
+    EXPECT_EQ(msgs, std::vector<std::string>{"Future exception was never retrieved"});
+}
+
+TEST(Future, RunUntilCompleteReturnsTheResult) {
+    using namespace std::chrono_literals;
+    event_loop loop({.virtual_time = true});
+    future<int> f(loop);
+    loop.call_later(1s, [f]() mutable { f.set_result(5); });
+    EXPECT_EQ(loop.run_until_complete(f), 5);
+}
+
+TEST(Future, RunUntilCompleteRaisesTheException) {
+    event_loop loop;
+    future<int> f(loop);
+    loop.call_soon([f]() mutable { f.set_exception(pyco::value_error("v")); });
+    EXPECT_THROW(loop.run_until_complete(f), pyco::value_error);
+}
+
+TEST(Future, LoopStoppedBeforeTheFutureCompleted) {
+    event_loop loop;
+    future<int> f(loop);
+    loop.call_soon([&] { loop.stop(); });
+    try {
+        loop.run_until_complete(f);
+        FAIL();
+    } catch (const pyco::runtime_error& e) {
+        EXPECT_STREQ(e.what(), "Event loop stopped before Future completed.");
+    }
+}
+
+}  // namespace

@@ -1,0 +1,410 @@
+// Tasks: creation, names, stacks, lifetime, and CPython's cancellation
+// semantics (test_asyncio/test_tasks.py; the Python-only cases — repr
+// formats, context vars, eager tasks, the C/Python twins — are left out).
+#include <pyco/task.hpp>
+
+#include <gtest/gtest.h>
+
+#include <string>
+#include <vector>
+
+#include <pyco/run.hpp>
+#include <pyco/sleep.hpp>
+
+namespace {
+
+using namespace std::chrono_literals;
+using pyco::coroutine;
+using pyco::event_loop;
+using trace_t = std::vector<std::string>;
+
+pyco::loop_options vt{.virtual_time = true};
+
+coroutine<int> value_after(std::chrono::milliseconds d, int v) {
+    co_await pyco::sleep(d);
+    co_return v;
+}
+
+TEST(Task, RunsItsCoroutineAndGivesTheResult) {
+    auto body = []() -> coroutine<int> {
+        auto t = pyco::create_task(value_after(10ms, 7));
+        EXPECT_FALSE(t.done());
+        int v = co_await t;
+        EXPECT_TRUE(t.done());
+        EXPECT_EQ(t.result(), 7);
+        co_return v;
+    };
+    EXPECT_EQ(pyco::run(body(), vt), 7);
+}
+
+TEST(Task, TasksRunSideBySide) {
+    trace_t tr;
+    auto worker = [](trace_t& t, std::string name, int steps) -> coroutine<void> {
+        for (int i = 0; i < steps; ++i) {
+            t.push_back(name + std::to_string(i));
+            co_await pyco::sleep(0s);
+        }
+    };
+    auto body = [&]() -> coroutine<void> {
+        auto a = pyco::create_task(worker(tr, "a", 3));
+        auto b = pyco::create_task(worker(tr, "b", 3));
+        co_await a;
+        co_await b;
+    };
+    pyco::run(body());
+    EXPECT_EQ(tr, (trace_t{"a0", "b0", "a1", "b1", "a2", "b2"}));
+}
+
+TEST(Task, CreateTaskNeedsARunningLoop) {
+    try {
+        pyco::create_task(value_after(1ms, 1));
+        FAIL();
+    } catch (const pyco::runtime_error& e) {
+        EXPECT_STREQ(e.what(), "no running event loop");
+    }
+}
+
+TEST(Task, NamesDefaultToTaskN) {
+    auto body = []() -> coroutine<void> {
+        auto a = pyco::create_task(value_after(1ms, 1));
+        auto b = pyco::create_task(value_after(1ms, 1), "named");
+        EXPECT_EQ(a.get_name().rfind("Task-", 0), 0u);
+        EXPECT_EQ(b.get_name(), "named");
+        a.set_name("renamed");
+        EXPECT_EQ(a.get_name(), "renamed");
+        co_await a;
+        co_await b;
+    };
+    pyco::run(body(), vt);
+}
+
+TEST(Task, CurrentTaskAndAllTasks) {
+    auto body = []() -> coroutine<void> {
+        pyco::any_task me = pyco::current_task();
+        EXPECT_TRUE(static_cast<bool>(me));
+        auto other = pyco::create_task(value_after(5ms, 1));
+        auto all = pyco::all_tasks();
+        EXPECT_EQ(all.size(), 2u);
+        EXPECT_TRUE(all[0] == me);
+        co_await other;
+        EXPECT_EQ(pyco::all_tasks().size(), 1u);  // done ones are gone
+    };
+    EXPECT_FALSE(static_cast<bool>(pyco::current_task()));
+    pyco::run(body(), vt);
+}
+
+TEST(Task, ARunningTaskLivesWithoutHandles) {
+    bool finished = false;
+    auto body = [&]() -> coroutine<void> {
+        auto fire_and_forget = [](bool& f) -> coroutine<void> {
+            co_await pyco::sleep(10ms);
+            f = true;
+        };
+        pyco::create_task(fire_and_forget(finished));  // handle dropped at once
+        co_await pyco::sleep(20ms);
+    };
+    pyco::run(body(), vt);
+    EXPECT_TRUE(finished);
+}
+
+TEST(Task, ExceptionPropagatesToTheAwaiter) {
+    auto failing = []() -> coroutine<int> {
+        co_await pyco::sleep(1ms);
+        throw pyco::value_error("task failed");
+    };
+    auto body = [&]() -> coroutine<std::string> {
+        auto t = pyco::create_task(failing());
+        try {
+            co_await t;
+        } catch (const pyco::value_error& e) {
+            co_return e.what();
+        }
+        co_return "no";
+    };
+    EXPECT_EQ(pyco::run(body(), vt), "task failed");
+}
+
+TEST(Task, NeverRetrievedExceptionIsReported) {
+    std::vector<std::string> msgs;
+    auto body = [&]() -> coroutine<void> {
+        pyco::get_running_loop().set_exception_handler(
+            [&](event_loop&, const pyco::exception_context& c) { msgs.push_back(c.message + " " + c.future); });
+        auto failing = []() -> coroutine<void> {
+            throw pyco::value_error("x");
+            co_return;
+        };
+        {
+            auto t = pyco::create_task(failing(), "doomed");
+            co_await pyco::sleep(1ms);
+            EXPECT_TRUE(t.done());
+        }  // the last handle goes
+        co_await pyco::sleep(1ms);
+    };
+    pyco::run(body(), vt);
+    ASSERT_EQ(msgs.size(), 1u);
+    EXPECT_EQ(msgs[0].rfind("Task exception was never retrieved <Task finished name='doomed'", 0), 0u)
+        << msgs[0];
+}
+
+TEST(Task, DoneCallbacksGetTheTask) {
+    auto body = []() -> coroutine<std::string> {
+        auto t = pyco::create_task(value_after(1ms, 3));
+        std::string seen;
+        t.add_done_callback([&](pyco::task<int>& tt) { seen = "done with " + std::to_string(tt.result()); });
+        co_await t;
+        co_await pyco::sleep(0s);  // callbacks run on the loop, after
+        co_return seen;
+    };
+    EXPECT_EQ(pyco::run(body(), vt), "done with 3");
+}
+
+TEST(Task, CannotAwaitItself) {
+    auto body = []() -> coroutine<std::string> {
+        pyco::any_task me = pyco::current_task();
+        try {
+            co_await me;
+        } catch (const pyco::runtime_error& e) {
+            co_return std::string(e.what()).substr(0, 26);
+        }
+        co_return "no";
+    };
+    EXPECT_EQ(pyco::run(body()), "Task cannot await on itsel");
+}
+
+// ---------------------------------------------------------------- cancel
+
+TEST(TaskCancel, RaisesCancelledErrorAtTheCurrentAwait) {
+    trace_t tr;
+    auto victim = [](trace_t& t) -> coroutine<void> {
+        t.push_back("start");
+        try {
+            co_await pyco::sleep(1h);
+        } catch (const pyco::cancelled_error& e) {
+            t.push_back(std::string("cancelled: ") + e.what());
+            throw;
+        }
+        t.push_back("not reached");
+    };
+    auto body = [&]() -> coroutine<void> {
+        auto t = pyco::create_task(victim(tr));
+        co_await pyco::sleep(1ms);
+        EXPECT_TRUE(t.cancel("stop now"));
+        EXPECT_EQ(t.cancelling(), 1);
+        EXPECT_THROW(co_await t, pyco::cancelled_error);
+        EXPECT_TRUE(t.cancelled());
+        EXPECT_FALSE(t.cancel());  // done
+    };
+    pyco::run(body(), vt);
+    EXPECT_EQ(tr, (trace_t{"start", "cancelled: stop now"}));
+}
+
+TEST(TaskCancel, BeforeTheFirstStepTheBodyNeverRuns) {
+    bool ran = false;
+    auto body = [&]() -> coroutine<void> {
+        auto victim = [](bool& r) -> coroutine<void> {
+            r = true;
+            co_return;
+        };
+        auto t = pyco::create_task(victim(ran));
+        t.cancel();
+        EXPECT_THROW(co_await t, pyco::cancelled_error);
+        EXPECT_TRUE(t.cancelled());
+    };
+    pyco::run(body());
+    EXPECT_FALSE(ran);
+}
+
+TEST(TaskCancel, CatchingCancellationAndReturningAValueIsNotCancelled) {
+    auto body = []() -> coroutine<int> {
+        auto stubborn = []() -> coroutine<int> {
+            try {
+                co_await pyco::sleep(1h);
+            } catch (const pyco::cancelled_error&) {
+                co_return 42;
+            }
+            co_return 0;
+        };
+        auto t = pyco::create_task(stubborn());
+        co_await pyco::sleep(1ms);
+        t.cancel();
+        int v = co_await t;
+        EXPECT_FALSE(t.cancelled());
+        EXPECT_EQ(t.cancelling(), 1);  // requested, though not honoured
+        co_return v;
+    };
+    EXPECT_EQ(pyco::run(body(), vt), 42);
+}
+
+TEST(TaskCancel, SelfCancelThenReturnStillEndsCancelled) {
+    auto body = []() -> coroutine<bool> {
+        auto self_cancel = []() -> coroutine<int> {
+            pyco::current_task().cancel();
+            co_return 5;  // no await in between: the request stands
+        };
+        auto t = pyco::create_task(self_cancel());
+        try {
+            co_await t;
+        } catch (const pyco::cancelled_error&) {
+        }
+        co_return t.cancelled();
+    };
+    EXPECT_TRUE(pyco::run(body()));
+}
+
+TEST(TaskCancel, CancelWhileReadyRaisesAtTheNextAwait) {
+    // test_cancel_yield: a task that is ready (after sleep(0)), not waiting
+    // on a future: must_cancel throws in at its resumption point.
+    trace_t tr;
+    auto victim = [](trace_t& t) -> coroutine<void> {
+        try {
+            co_await pyco::sleep(0s);
+            t.push_back("after yield");
+        } catch (const pyco::cancelled_error&) {
+            t.push_back("cancelled at yield");
+            throw;
+        }
+    };
+    auto body = [&]() -> coroutine<void> {
+        auto t = pyco::create_task(victim(tr));
+        co_await pyco::sleep(0s);  // victim runs to its sleep(0) and is re-queued
+        t.cancel();
+        EXPECT_THROW(co_await t, pyco::cancelled_error);
+    };
+    pyco::run(body());
+    EXPECT_EQ(tr, trace_t{"cancelled at yield"});
+}
+
+TEST(TaskCancel, UncancelAndCancelling) {
+    auto body = []() -> coroutine<void> {
+        auto resilient = []() -> coroutine<int> {
+            int caught = 0;
+            for (int i = 0; i < 2; ++i) {
+                try {
+                    co_await pyco::sleep(1h);
+                } catch (const pyco::cancelled_error&) {
+                    ++caught;
+                    EXPECT_EQ(pyco::current_task().uncancel(), 0);
+                }
+            }
+            co_return caught;
+        };
+        auto t = pyco::create_task(resilient());
+        co_await pyco::sleep(1ms);
+        t.cancel();
+        co_await pyco::sleep(1ms);
+        t.cancel();
+        EXPECT_EQ(co_await t, 2);
+        EXPECT_EQ(t.cancelling(), 0);
+        EXPECT_EQ(t.uncancel(), 0);  // never below zero
+    };
+    pyco::run(body(), vt);
+}
+
+TEST(TaskCancel, CancellingATaskCancelsTheTaskItAwaits) {
+    trace_t tr;
+    auto inner = [](trace_t& t) -> coroutine<void> {
+        try {
+            co_await pyco::sleep(1h);
+        } catch (const pyco::cancelled_error&) {
+            t.push_back("inner cancelled");
+            throw;
+        }
+    };
+    auto outer = [](trace_t& t, auto mk) -> coroutine<void> {
+        auto it = pyco::create_task(mk(t));
+        try {
+            co_await it;
+        } catch (const pyco::cancelled_error&) {
+            t.push_back("outer cancelled");
+            throw;
+        }
+    };
+    auto body = [&]() -> coroutine<void> {
+        auto t = pyco::create_task(outer(tr, inner));
+        co_await pyco::sleep(1ms);
+        t.cancel();
+        EXPECT_THROW(co_await t, pyco::cancelled_error);
+    };
+    pyco::run(body(), vt);
+    EXPECT_EQ(tr, (trace_t{"inner cancelled", "outer cancelled"}));
+}
+
+TEST(TaskCancel, CancelledFutureAwaitedByATaskRaisesInItButTheTaskIsNotCancelled) {
+    auto body = []() -> coroutine<std::string> {
+        auto f = pyco::get_running_loop().create_future<int>();
+        auto waiter = [](pyco::future<int> ff) -> coroutine<std::string> {
+            try {
+                co_await ff;
+            } catch (const pyco::cancelled_error&) {
+                co_return "saw cancel";
+            }
+            co_return "no";
+        };
+        auto t = pyco::create_task(waiter(f));
+        co_await pyco::sleep(0s);
+        f.cancel();
+        std::string r = co_await t;
+        EXPECT_FALSE(t.cancelled());
+        co_return r;
+    };
+    EXPECT_EQ(pyco::run(body()), "saw cancel");
+}
+
+// ---------------------------------------------------------------- stacks
+
+coroutine<void> leaf_waiter() { co_await pyco::sleep(1h); }
+coroutine<void> middle() { co_await leaf_waiter(); }
+
+TEST(Task, GetStackShowsTheChainOfCoroutines) {
+    auto body = []() -> coroutine<void> {
+        auto t = pyco::create_task(middle(), "sleeper");
+        co_await pyco::sleep(1ms);
+        auto stack = t.get_stack();
+        EXPECT_EQ(stack.size(), 2u);
+        if (stack.size() == 2) {
+            EXPECT_NE(stack[0].function.find("middle"), std::string::npos) << stack[0].function;
+            EXPECT_NE(stack[1].function.find("leaf_waiter"), std::string::npos) << stack[1].function;
+            EXPECT_NE(stack[1].file.find("task_test.cpp"), std::string::npos);
+            EXPECT_GT(stack[1].line, 0u);
+        }
+        char* buf = nullptr;
+        std::size_t len = 0;
+        std::FILE* mem = open_memstream(&buf, &len);
+        t.print_stack(mem);
+        std::fclose(mem);
+        std::string text(buf, len);
+        std::free(buf);
+        EXPECT_NE(text.find("Stack for <Task pending name='sleeper'"), std::string::npos) << text;
+        EXPECT_NE(text.find("in "), std::string::npos) << text;
+        t.cancel();
+        try {
+            co_await t;
+        } catch (const pyco::cancelled_error&) {
+        }
+        EXPECT_TRUE(t.get_stack().empty());
+    };
+    pyco::run(body(), vt);
+}
+
+TEST(Task, LoopClosedWithAPendingTaskReportsAndFreesIt) {
+    auto token = std::make_shared<int>(0);
+    std::vector<std::string> msgs;
+    {
+        event_loop loop;
+        loop.set_exception_handler([&](event_loop&, const pyco::exception_context& c) { msgs.push_back(c.message); });
+        auto holder = [](std::shared_ptr<int> tok) -> coroutine<void> {
+            co_await pyco::sleep(1h);
+            (void)tok;
+        };
+        auto t = loop.create_task(holder(token));
+        loop.stop();
+        loop.run_forever();  // one step: now it sleeps
+        EXPECT_EQ(token.use_count(), 2);
+        loop.close();
+        EXPECT_EQ(token.use_count(), 1);  // the frame is gone
+        EXPECT_FALSE(t.done());
+    }
+    EXPECT_EQ(msgs, std::vector<std::string>{"Task was destroyed but it is pending!"});
+}
+
+}  // namespace
