@@ -195,6 +195,9 @@ public:
     void schedule(const detail::ready_entry& e);
     // Live tasks, in creation order (all_tasks); tasks link themselves in.
     detail::list_link& live_tasks() noexcept { return tasks_; }
+    // Async generators started on this loop and not yet finished; they link
+    // themselves in (asyncio's _asyncgens) for shutdown_asyncgens().
+    detail::list_link& live_asyncgens() noexcept { return asyncgens_; }
     std::uint64_t next_task_id() noexcept { return ++task_counter_; }
 
 private:
@@ -222,6 +225,7 @@ private:
     std::vector<detail::io_event> io_events_;
     std::unique_ptr<detail::io_backend> backend_;
     detail::list_link tasks_;
+    detail::list_link asyncgens_;
     std::uint64_t task_counter_ = 0;
     exception_handler handler_;
     duration slow_callback_ = std::chrono::milliseconds(100);
