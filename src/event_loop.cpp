@@ -200,10 +200,13 @@ void event_loop::run_once() {
     }
 
     io_events_.clear();
+    // With no fd watched, a zero-timeout poll can only find nothing: skip
+    // the syscall, which would otherwise dominate a busy loop's iteration.
+    const bool nothing_to_poll = fds_.empty();
     if (virtual_time_ && timeout && *timeout > duration::zero()) {
-        backend_->wait(duration::zero(), io_events_);
+        if (!nothing_to_poll) backend_->wait(duration::zero(), io_events_);
         if (io_events_.empty()) virtual_now_ = std::max(virtual_now_, timers_.front().when);
-    } else {
+    } else if (!(nothing_to_poll && timeout && *timeout == duration::zero())) {
         backend_->wait(timeout, io_events_);
     }
     for (const detail::io_event& ev : io_events_) {
@@ -219,7 +222,8 @@ void event_loop::run_once() {
         }
     }
 
-    const time_point now = time();
+    // Reading the clock costs as much as a task step: only with timers.
+    const time_point now = timers_.empty() ? time_point{} : time();
     while (!timers_.empty() && timers_.front().when <= now) {
         std::pop_heap(timers_.begin(), timers_.end(), timer_later);
         detail::handle_state* h = timers_.back().h;

@@ -7,7 +7,9 @@ namespace pyco::detail {
 future_base::~future_base() {
     // Callbacks that never ran: free what they hold.
     if (first_cb_.fn) first_cb_.fn(first_cb_.ctx, nullptr, false);
-    for (const done_callback& cb : more_cbs_) cb.fn(cb.ctx, nullptr, false);
+    if (more_cbs_) {
+        for (const done_callback& cb : *more_cbs_) cb.fn(cb.ctx, nullptr, false);
+    }
 }
 
 void future_base::destroy() noexcept {
@@ -55,15 +57,20 @@ void future_base::check_pending(const char*) const {
 }
 
 void future_base::raise_cancelled() const {
-    if (cancelled_exc_) std::rethrow_exception(cancelled_exc_);
-    throw cancelled_error(cancel_message());
+    if (exception_) std::rethrow_exception(exception_);
+    throw cancelled_error();
+}
+
+std::exception_ptr future_base::make_cancel(std::string msg) {
+    if (msg.empty()) return nullptr;
+    return std::make_exception_ptr(cancelled_error(std::move(msg)));
 }
 
 bool future_base::cancel(std::string msg) {
     log_traceback_ = false;
     if (done()) return false;
     state_ = fut_state::cancelled;
-    if (!msg.empty()) cancel_message_ = std::make_unique<std::string>(std::move(msg));
+    exception_ = make_cancel(std::move(msg));
     finish();
     return true;
 }
@@ -81,7 +88,7 @@ std::exception_ptr future_base::exception() {
     if (state_ == fut_state::cancelled) raise_cancelled();
     if (state_ == fut_state::pending) throw invalid_state_error("Exception is not set.");
     log_traceback_ = false;
-    return exception_;
+    return exception_;  // finished: the exception or null
 }
 
 void future_base::raise_if_failed() {
@@ -99,42 +106,46 @@ void future_base::finish() {
         loop_->schedule({first_cb_.fn, first_cb_.ctx, this});
         first_cb_ = {};
     }
-    for (const done_callback& cb : more_cbs_) {
-        add_ref();
-        loop_->schedule({cb.fn, cb.ctx, this});
+    if (more_cbs_) {
+        for (const done_callback& cb : *more_cbs_) {
+            add_ref();
+            loop_->schedule({cb.fn, cb.ctx, this});
+        }
+        more_cbs_.reset();
     }
-    more_cbs_.clear();
 }
 
-std::uint64_t future_base::add_callback(void (*fn)(void*, void*, bool), void* ctx) {
-    const std::uint64_t id = ++next_cb_id_;
+std::uint32_t future_base::add_callback(void (*fn)(void*, void*, bool), void* ctx) {
+    const std::uint32_t id = ++next_cb_id_;
     if (done()) {
         add_ref();
         loop_->schedule({fn, ctx, this});
         return id;
     }
-    if (!first_cb_.fn && more_cbs_.empty()) {
+    if (!first_cb_.fn && !more_cbs_) {
         first_cb_ = {fn, ctx, id};
     } else {
-        more_cbs_.push_back({fn, ctx, id});
+        if (!more_cbs_) more_cbs_ = std::make_unique<std::vector<done_callback>>();
+        more_cbs_->push_back({fn, ctx, id});
     }
     return id;
 }
 
-std::size_t future_base::remove_callback(std::uint64_t id) {
+std::size_t future_base::remove_callback(std::uint32_t id) {
     if (first_cb_.fn && first_cb_.id == id) {
         first_cb_.fn(first_cb_.ctx, nullptr, false);
         first_cb_ = {};
-        if (!more_cbs_.empty()) {  // keep FIFO order: the next one moves up
-            first_cb_ = more_cbs_.front();
-            more_cbs_.erase(more_cbs_.begin());
+        if (more_cbs_ && !more_cbs_->empty()) {  // keep FIFO order: the next moves up
+            first_cb_ = more_cbs_->front();
+            more_cbs_->erase(more_cbs_->begin());
         }
         return 1;
     }
-    for (auto it = more_cbs_.begin(); it != more_cbs_.end(); ++it) {
+    if (!more_cbs_) return 0;
+    for (auto it = more_cbs_->begin(); it != more_cbs_->end(); ++it) {
         if (it->id == id) {
             it->fn(it->ctx, nullptr, false);
-            more_cbs_.erase(it);
+            more_cbs_->erase(it);
             return 1;
         }
     }

@@ -64,16 +64,15 @@ task_base::task_base(event_loop& loop, std::coroutine_handle<> root, coro_frame*
       coro_loc_(root_frame->created_),
       resume_(root),
       id_(loop.next_task_id()) {
-    link_.task = this;
     add_ref();  // pending: the loop keeps it alive
-    loop.live_tasks().push_back(link_);
+    loop.live_tasks().push_back(*this);
     schedule_step();
 }
 
 task_base::~task_base() {
     if (root_) root_.destroy();
     if (resumer_) resumer_.destroy();
-    link_.unlink();
+    unlink();
 }
 
 task_base* task_base::current() noexcept { return tls_current_task; }
@@ -90,7 +89,7 @@ bool task_base::cancel(std::string msg) {
     if (fut_waiter_ && fut_waiter_->cancel(msg)) return true;
     // Otherwise a step is queued, or will be: it throws cancelled_error in.
     must_cancel_ = true;
-    cancel_message_ = msg.empty() ? nullptr : std::make_unique<std::string>(std::move(msg));
+    exception_ = make_cancel(std::move(msg));  // pending: kept for the next step
     return true;
 }
 
@@ -166,7 +165,8 @@ void task_base::step() {
     if (done() || !root_) return;
     if (must_cancel_) {
         must_cancel_ = false;
-        throw_in_ = std::make_exception_ptr(cancelled_error(cancel_message()));
+        throw_in_ = exception_ ? std::move(exception_) : std::make_exception_ptr(cancelled_error());
+        exception_ = nullptr;
     }
     fut_waiter_ = {};
     if (!stepped_ && throw_in_) {
@@ -197,7 +197,7 @@ void task_base::complete() {
         } catch (...) {
         }
         if (is_cancel) {
-            cancelled_exc_ = e;
+            exception_ = e;  // re-raised as is by result()
             state_ = fut_state::cancelled;
             finish();
         } else {
@@ -207,7 +207,8 @@ void task_base::complete() {
             finish();
         }
     } else if (must_cancel_) {
-        // Cancelled right before its coroutine returned: still cancelled.
+        // Cancelled right before its coroutine returned: still cancelled
+        // (exception_ holds the requested cancellation's error, if any).
         must_cancel_ = false;
         state_ = fut_state::cancelled;
         finish();
@@ -217,7 +218,7 @@ void task_base::complete() {
     root_.destroy();
     root_ = nullptr;
     root_frame_ = nullptr;
-    link_.unlink();
+    unlink();
     release();  // the self-reference of a pending task
 }
 
@@ -233,12 +234,12 @@ void task_base::abandon() noexcept {
         root_ = nullptr;
         root_frame_ = nullptr;
     }
-    link_.unlink();
+    unlink();
     release();  // the self-reference
 }
 
 void abandon_task(list_link* link) noexcept {
-    static_cast<task_base::task_link*>(link)->task->abandon();
+    task_base::from_link(link)->abandon();
 }
 
 std::vector<frame_info> task_base::get_stack() const {

@@ -16,7 +16,7 @@ namespace detail {
 void run_until_done(event_loop& loop, future_base& f) {
     if (&f.get_loop() != &loop) throw value_error("The future belongs to a different loop than the one specified");
     intrusive_ptr<future_base> keep(&f);
-    const std::uint64_t id = f.add_callback(&stop_loop_cb, &loop);
+    const std::uint32_t id = f.add_callback(&stop_loop_cb, &loop);
     try {
         loop.run_forever();
     } catch (...) {
@@ -45,7 +45,7 @@ std::vector<any_task> all_tasks(event_loop& loop) {
     std::vector<any_task> out;
     detail::list_link& head = loop.live_tasks();
     for (detail::list_link* l = head.next; l != &head; l = l->next) {
-        detail::task_base* t = static_cast<detail::task_base::task_link*>(l)->task;
+        detail::task_base* t = detail::task_base::from_link(l);
         if (!t->done()) out.emplace_back(t);
     }
     return out;

@@ -121,13 +121,13 @@ public:
 
     // Runs fn(future) on the loop once done (at once if already done).
     // Returns an id for remove_done_callback.
-    std::uint64_t add_done_callback(std::function<void(future&)> fn) {
+    std::uint32_t add_done_callback(std::function<void(future&)> fn) {
         auto holder = std::make_unique<std::function<void(future&)>>(std::move(fn));
         auto id = s_->add_callback(&detail::run_user_callback<future, state>, holder.get());
         holder.release();
         return id;
     }
-    std::size_t remove_done_callback(std::uint64_t id) { return s_->remove_callback(id); }
+    std::size_t remove_done_callback(std::uint32_t id) { return s_->remove_callback(id); }
 
     detail::future_awaiter<state> operator co_await() const noexcept { return detail::future_awaiter<state>(s_.get()); }
 

@@ -77,13 +77,13 @@ public:
     std::string describe() const { return s_->describe(); }
     event_loop& get_loop() const noexcept { return s_->get_loop(); }
 
-    std::uint64_t add_done_callback(std::function<void(any_task&)> fn) {
+    std::uint32_t add_done_callback(std::function<void(any_task&)> fn) {
         auto holder = std::make_unique<std::function<void(any_task&)>>(std::move(fn));
         auto id = s_->add_callback(&detail::run_user_callback<any_task, detail::task_base>, holder.get());
         holder.release();
         return id;
     }
-    std::size_t remove_done_callback(std::uint64_t id) { return s_->remove_callback(id); }
+    std::size_t remove_done_callback(std::uint32_t id) { return s_->remove_callback(id); }
 
     // Awaiting an untyped task waits for it and raises what it raised.
     detail::future_awaiter<detail::task_base> operator co_await() const noexcept {
@@ -113,7 +113,7 @@ public:
 
     decltype(auto) result() { return typed()->result(); }
 
-    std::uint64_t add_done_callback(std::function<void(task&)> fn) {
+    std::uint32_t add_done_callback(std::function<void(task&)> fn) {
         auto holder = std::make_unique<std::function<void(task&)>>(std::move(fn));
         auto id = s_->add_callback(&detail::run_user_callback<task, detail::task_base>, holder.get());
         holder.release();

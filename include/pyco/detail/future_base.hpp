@@ -7,6 +7,11 @@
 // completion each is queued on the loop (asyncio's call_soon), in the order
 // they were added. A queued callback entry owns one reference to the future.
 //
+// Layout: a future is on every task's hot path and there may be millions,
+// so the rarely used parts stay out of line: a cancellation's message lives
+// in exception_ (unused while cancelled or pending) as the cancelled_error
+// to raise, and callbacks beyond the first in a separate vector.
+//
 // A future whose exception nobody retrieved (result() or exception()) says
 // so when it dies, through the loop's exception handler if that loop is
 // running, else pyco's default handler.
@@ -35,7 +40,7 @@ enum class fut_state : std::uint8_t { pending, cancelled, finished };
 struct done_callback {
     void (*fn)(void* ctx, void* fut, bool run) = nullptr;
     void* ctx = nullptr;
-    std::uint64_t id = 0;
+    std::uint32_t id = 0;
 };
 
 class future_base : public refcounted {
@@ -54,8 +59,8 @@ public:
     // Raises what result() would raise, if anything.
     void raise_if_failed();
 
-    std::uint64_t add_callback(void (*fn)(void*, void*, bool), void* ctx);
-    std::size_t remove_callback(std::uint64_t id);
+    std::uint32_t add_callback(void (*fn)(void*, void*, bool), void* ctx);
+    std::size_t remove_callback(std::uint32_t id);
 
     // "<Future pending>", "<Task finished name='Task-1' coro=<main()> ...>"
     virtual std::string describe() const;
@@ -72,17 +77,17 @@ protected:
     void finish();
     void check_pending(const char* what) const;
     [[noreturn]] void raise_cancelled() const;
-    std::string cancel_message() const { return cancel_message_ ? *cancel_message_ : std::string(); }
+    static std::exception_ptr make_cancel(std::string msg);
     const char* state_name() const noexcept;
     virtual const char* kind() const noexcept { return "Future"; }
 
     event_loop* loop_;
+    // finished: the exception, if any. cancelled: the cancelled_error to
+    // raise (null: a plain one). pending (tasks): a requested cancellation's.
     std::exception_ptr exception_;
-    std::unique_ptr<std::string> cancel_message_;
-    std::exception_ptr cancelled_exc_;  // a task's own cancelled_error, re-raised as is
     done_callback first_cb_;
-    std::vector<done_callback> more_cbs_;
-    std::uint64_t next_cb_id_ = 0;
+    std::unique_ptr<std::vector<done_callback>> more_cbs_;
+    std::uint32_t next_cb_id_ = 0;
     fut_state state_ = fut_state::pending;
     bool log_traceback_ = false;
 };

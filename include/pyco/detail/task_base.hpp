@@ -58,7 +58,9 @@ struct coro_frame {
     bool waited_somewhere_ = false;      // waiting_at_ is meaningful
 };
 
-class task_base : public future_base {
+// A task is a list_link (first base after future_base) in the loop's live
+// tasks, so no back-pointer is needed to find the task from its link.
+class task_base : public future_base, public list_link {
 public:
     task_base(event_loop& loop, std::coroutine_handle<> root, coro_frame* root_frame);
 
@@ -87,10 +89,7 @@ public:
 
     // The loop closes with this task pending.
     void abandon() noexcept;
-    struct task_link : list_link {
-        task_base* task = nullptr;
-    };
-    task_link link_;  // in the loop's live tasks
+    static task_base* from_link(list_link* l) noexcept { return static_cast<task_base*>(l); }
 
 protected:
     ~task_base() override;
