@@ -164,9 +164,9 @@ public:
         if (!h_) std::rethrow_exception(e);
         node& n = promise();
         check_not_running(n);
-        if (!n.started_ || n.closed_) {
+        if (!n.started_ || n.closed()) {
             // Never run: it raises at its start, so the body never runs.
-            n.closed_ = true;
+            n.mark_closed();
             std::rethrow_exception(e);
         }
         std::uint64_t token = 0;
@@ -188,18 +188,25 @@ public:
         if (!h_) return;
         node& n = promise();
         check_not_running(n);
-        if (!n.started_ || n.closed_) {
-            n.closed_ = true;
+        if (!n.started_ || n.closed()) {
+            n.mark_closed();
             return;
         }
         const std::uint64_t token = detail::next_close_token();
         for (node* c = &n; c != nullptr; c = c->child_) c->closing_token_ = token;
+        const std::exception_ptr exit = std::make_exception_ptr(generator_exit());
         n.close_token_ = token;
-        n.thrown_ = std::make_exception_ptr(generator_exit());
-        try {
-            resume_guarded();
-        } catch (const generator_exit&) {
-            return;
+        n.thrown_ = exit;
+        run_leaf(n);
+        n.close_token_ = 0;
+        n.thrown_ = nullptr;
+        if (n.exception_) {
+            std::exception_ptr e = std::move(n.exception_);
+            n.exception_ = nullptr;
+            // Usually the very generator_exit we sent comes back: compare
+            // rather than rethrow, for a C++ throw costs about a microsecond.
+            if (e == exit || is_generator_exit(e)) return;
+            std::rethrow_exception(std::move(e));
         }
         if (n.value_ != nullptr) throw runtime_error(detail::msg_ignored_exit);
     }
@@ -207,8 +214,8 @@ public:
     gen_state state() const noexcept {
         if (!h_) return gen_state::closed;
         const node& n = promise();
-        if (n.closed_) return gen_state::closed;
-        if (n.root_->running_) return gen_state::running;
+        if (n.closed()) return gen_state::closed;
+        if (n.chain_running()) return gen_state::running;
         if (!n.started_) return gen_state::created;
         return gen_state::suspended;
     }
@@ -255,16 +262,18 @@ private:
     }
 
     static void check_not_running(const node& n) {
-        if (n.root_->running_) throw value_error(detail::msg_already_executing);
+        if (n.chain_running()) throw value_error(detail::msg_already_executing);
         if (n.parent_ != nullptr) {
             throw value_error("generator is being delegated to; drive its delegator instead");
         }
     }
 
-    // False when there is nothing to resume (finished).
+    // False when there is nothing to resume (finished). One test on the
+    // fast path: the consumer holds a root, so its own flags say it all.
     static bool prepare_resume(node& n) {
+        if (n.blocked_ == 0) [[likely]] return true;
         check_not_running(n);
-        return !n.closed_;
+        return false;
     }
 
     // One step of iteration: afterwards value_ is the next item or null.
@@ -277,11 +286,16 @@ private:
     }
 
     // Resume the leaf; rethrow what escaped the root's body.
-    static void resume(node& n) {
+    // Resume the chain at its leaf; whatever escapes stays in exception_.
+    static void run_leaf(node& n) noexcept {
         n.value_ = nullptr;
-        n.running_ = true;
+        n.blocked_ |= node::k_running;
         n.leaf_->handle_.resume();
-        n.running_ = false;
+        n.blocked_ &= static_cast<std::uint8_t>(~node::k_running);
+    }
+
+    static void resume(node& n) {
+        run_leaf(n);
         if (n.exception_) [[unlikely]] {
             std::exception_ptr e = std::move(n.exception_);
             n.exception_ = nullptr;
@@ -386,11 +400,11 @@ public:
         auto& g = delegation_.get();
         if (generator_access::empty(g)) throw value_error("cannot delegate to an empty generator");
         gen_node<Y, S>& child = generator_access::node_of(g);
-        if (child.root_->running_) throw value_error(msg_already_executing);
+        if (child.chain_running()) throw value_error(msg_already_executing);
         if (child.parent_ != nullptr) {
             throw value_error("generator is already being delegated to");
         }
-        exhausted_ = child.closed_;  // `yield from` ends at once, with None
+        exhausted_ = child.closed();  // `yield from` ends at once, with None
         return exhausted_;
     }
 

@@ -12,7 +12,7 @@
 //  - root_ of every node in the chain points at the root; a root points at
 //    itself. parent_/child_ link neighbours; the root has no parent_, the
 //    leaf no child_. root->leaf_ is the node to resume.
-//  - Only the root's per-resume fields (value_, sent_, thrown_, running_,
+//  - Only the root's per-resume fields (value_, sent_, thrown_, k_running,
 //    close_token_) are used; a node's own copies lie idle while it is linked.
 //  - value_ points at the yielded value, which lives in the yielding frame (or
 //    in its yield awaiter) until that frame is resumed again.
@@ -75,10 +75,16 @@ struct gen_node : sent_slot<S> {
     std::exception_ptr exception_;    // escaped the body; taken by parent or consumer
     std::uint64_t closing_token_ = 0;  // stamped by close()
     bool started_ = false;
-    bool closed_ = false;
+    // Why this node cannot be resumed by its consumer right now, if at all:
+    // one byte, so that next() tests one thing on its fast path.
+    enum : std::uint8_t { k_closed = 1, k_running = 2, k_delegated = 4 };
+    std::uint8_t blocked_ = 0;  // k_running is meaningful on a root only
+
+    bool closed() const noexcept { return blocked_ & k_closed; }
+    void mark_closed() noexcept { blocked_ |= k_closed; }
+    bool chain_running() const noexcept { return root_->blocked_ & k_running; }
 
     // --- root-only, per resume ---
-    bool running_ = false;
     Y* value_ = nullptr;
     std::exception_ptr thrown_;
     std::uint64_t close_token_ = 0;
@@ -110,6 +116,7 @@ struct gen_node : sent_slot<S> {
         while (old_leaf->child_) old_leaf = old_leaf->child_;
         ignorer->leaf_ = old_leaf;
         ignorer->parent_ = nullptr;
+        ignorer->blocked_ &= static_cast<std::uint8_t>(~k_delegated);
         thrown_ = std::make_exception_ptr(runtime_error(msg_ignored_exit));
         return parent->handle_;
     }
@@ -120,6 +127,7 @@ struct gen_node : sent_slot<S> {
         gen_node* root = root_;
         child_ = child;
         child->parent_ = this;
+        child->blocked_ |= k_delegated;
         gen_node* leaf = child->leaf_;
         for (gen_node* n = child; n != nullptr; n = n->child_) n->root_ = root;
         root->leaf_ = leaf;
@@ -129,7 +137,7 @@ struct gen_node : sent_slot<S> {
 
     // This node finished; hand control to its delegator, or to the consumer.
     std::coroutine_handle<> finish() noexcept {
-        closed_ = true;
+        blocked_ = k_closed;  // and no longer delegated to
         gen_node* parent = parent_;
         if (parent == nullptr) return std::noop_coroutine();
         root_->leaf_ = parent;
@@ -162,27 +170,32 @@ public:
 
     std::coroutine_handle<> await_suspend(std::coroutine_handle<>) noexcept {
         gen_node<Y, S>* root = self_->root_;
-        if (root->close_token_ != 0) [[unlikely]] {
-            if (gen_node<Y, S>* ignorer = root->ignorer_of(self_)) {
-                // The ignorer becomes a root again and keeps what was yielded.
-                ignorer->value_ = value_;
-                return root->detach_ignorer(ignorer);
-            }
-        }
+        if (root->close_token_ != 0) [[unlikely]] return yield_while_closing(root);
         root->value_ = value_;
         return std::noop_coroutine();
     }
 
     decltype(auto) await_resume() const {
-        self_->raise_thrown();
+        gen_node<Y, S>* root = self_->root_;
+        if (root->thrown_) [[unlikely]] self_->raise_thrown();
         if constexpr (!std::is_void_v<S>) {
-            gen_node<Y, S>* root = self_->root_;
             if (root->sent_) return S(std::move(*root->sent_));
             return S{};
         }
     }
 
 protected:
+    // Kept out of line: every co_yield would otherwise carry it.
+    [[gnu::noinline, gnu::cold]] std::coroutine_handle<> yield_while_closing(gen_node<Y, S>* root) noexcept {
+        if (gen_node<Y, S>* ignorer = root->ignorer_of(self_)) {
+            // The ignorer becomes a root again and keeps what was yielded.
+            ignorer->value_ = value_;
+            return root->detach_ignorer(ignorer);
+        }
+        root->value_ = value_;
+        return std::noop_coroutine();
+    }
+
     gen_node<Y, S>* self_;
     Y* value_;
 };
