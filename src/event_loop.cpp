@@ -8,6 +8,7 @@
 
 #include <pyco/detail/io_backend.hpp>
 #include <pyco/errors.hpp>
+#include <pyco/executor.hpp>
 #include <pyco/unraisable.hpp>
 
 namespace pyco {
@@ -81,6 +82,7 @@ event_loop::event_loop() : event_loop(loop_options{}) {}
 
 event_loop::event_loop(loop_options options)
     : backend_(detail::make_epoll_backend()),
+      proxy_(std::make_shared<detail::loop_proxy>(backend_.get())),
       virtual_time_(options.virtual_time),
       debug_(options.debug.value_or(detail::env_debug())) {
     if (virtual_time_) virtual_now_ = clock::now();
@@ -103,7 +105,74 @@ event_loop::time_point event_loop::time() const noexcept {
 }
 
 void event_loop::check_closed() const {
-    if (closed_) throw runtime_error("Event loop is closed");
+    if (closed_) throw_closed();
+}
+
+void event_loop::throw_closed() { throw runtime_error("Event loop is closed"); }
+
+executor& event_loop::default_executor() {
+    check_closed();
+    if (!default_executor_) default_executor_ = std::make_unique<thread_pool_executor>();
+    return *default_executor_;
+}
+
+void event_loop::shutdown_default_executor() {
+    if (!default_executor_) return;
+    default_executor_->shutdown(true);
+    // Their last completions were posted before the join returned: run
+    // them, so that no future is left holding a reference it was sent.
+    if (!closed_ && !running_) {
+        stop();
+        run_forever();
+    }
+}
+
+bool detail::loop_proxy::post(unique_fn fn) {
+    {
+        std::lock_guard<std::mutex> lock(m_);
+        if (backend_ == nullptr) return false;
+        inbox_.push_back(std::move(fn));
+        pending_.store(true, std::memory_order_release);
+        // Under the lock: detach() cannot free the backend meanwhile.
+        backend_->wakeup();
+    }
+    return true;
+}
+
+bool detail::loop_proxy::closed() const {
+    std::lock_guard<std::mutex> lock(m_);
+    return backend_ == nullptr;
+}
+
+void detail::loop_proxy::detach() noexcept {
+    std::vector<unique_fn> dropped;
+    {
+        std::lock_guard<std::mutex> lock(m_);
+        backend_ = nullptr;
+        dropped.swap(inbox_);
+        pending_.store(false, std::memory_order_relaxed);
+    }
+    // Destroyed outside the lock: a destructor may post again (and be refused).
+}
+
+std::vector<detail::unique_fn> detail::loop_proxy::take() {
+    std::vector<unique_fn> out;
+    if (!pending_.load(std::memory_order_acquire)) return out;
+    std::lock_guard<std::mutex> lock(m_);
+    out.swap(inbox_);
+    pending_.store(false, std::memory_order_relaxed);
+    return out;
+}
+
+void event_loop::drain_inbox() {
+    for (detail::unique_fn& fn : proxy_->take()) {
+        auto* holder = new detail::unique_fn(std::move(fn));
+        ready_.push({[](void* a, void*, bool run) {
+                         std::unique_ptr<detail::unique_fn> f(static_cast<detail::unique_fn*>(a));
+                         if (run) (*f)();
+                     },
+                     holder, nullptr});
+    }
 }
 
 void event_loop::check_thread(const char* what) const {
@@ -190,6 +259,7 @@ void event_loop::report_callback_error(const detail::ready_entry&) noexcept {
 }
 
 void event_loop::run_once() {
+    drain_inbox();
     clean_timers();
 
     std::optional<duration> timeout;
@@ -200,6 +270,8 @@ void event_loop::run_once() {
     }
 
     io_events_.clear();
+    // A post from another thread after drain_inbox() is not lost: its
+    // wake-up makes the wait below return at once.
     // With no fd watched, a zero-timeout poll can only find nothing: skip
     // the syscall, which would otherwise dominate a busy loop's iteration.
     const bool nothing_to_poll = fds_.empty();
@@ -307,6 +379,9 @@ void event_loop::close() {
     }
     timers_.clear();
     fds_.clear();
+    proxy_->detach();  // before the backend goes: posts are refused from now
+    if (default_executor_) default_executor_->shutdown(false);  // as CPython: don't wait
+    default_executor_.reset();  // joins what is still running
     backend_.reset();
 }
 

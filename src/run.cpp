@@ -44,6 +44,11 @@ void finish_run(event_loop& loop) noexcept {
         loop.call_exception_handler({"error while cancelling tasks in pyco::run()", std::current_exception(), {}, {}});
     }
     try {
+        loop.shutdown_default_executor();
+    } catch (...) {
+        loop.call_exception_handler({"error while shutting down the default executor", std::current_exception(), {}, {}});
+    }
+    try {
         loop.close();
     } catch (...) {
     }

@@ -14,24 +14,31 @@
 //
 // Thread rule: a loop belongs to the thread that runs it. Every method here
 // is for that thread only (debug mode reports other callers), except
-// call_soon_threadsafe (a later issue).
+// call_soon_threadsafe and proxy(), which any thread may call. Other threads
+// hold a loop_proxy, never the loop: once the loop closes, the proxy refuses
+// work instead of touching freed memory.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <mutex>
 #include <exception>
 #include <functional>
 #include <memory>
 #include <optional>
 #include <string>
+#include <type_traits>
 #include <unordered_map>
 #include <vector>
 
 #include <pyco/detail/intrusive.hpp>
+#include <pyco/detail/unique_fn.hpp>
 
 namespace pyco {
 
 class event_loop;
+class executor;
 template <class T>
 class future;
 template <class T>
@@ -88,6 +95,26 @@ private:
     std::vector<ready_entry> buf_;
     std::size_t head_ = 0;
     std::size_t size_ = 0;
+};
+
+// What other threads hold of a loop. Its inbox is drained at the start of
+// each iteration; posting wakes the loop if it waits in the backend.
+class loop_proxy {
+public:
+    explicit loop_proxy(io_backend* backend) noexcept : backend_(backend) {}
+    // False (and fn dropped) once the loop has closed.
+    bool post(unique_fn fn);
+    bool closed() const;
+
+private:
+    friend class pyco::event_loop;
+    void detach() noexcept;
+    std::vector<unique_fn> take();
+
+    mutable std::mutex m_;
+    io_backend* backend_;  // null once the loop closed
+    std::vector<unique_fn> inbox_;
+    std::atomic<bool> pending_{false};
 };
 
 struct timer_entry {
@@ -169,6 +196,27 @@ public:
     bool is_running() const noexcept { return running_; }
     bool is_closed() const noexcept { return closed_; }
 
+    // --- threads ---
+    // Any thread: run fn on the loop's next iteration, waking it at once if
+    // it waits. runtime_error("Event loop is closed") once closed.
+    template <class F>
+    void call_soon_threadsafe(F&& fn) {
+        if (!proxy_->post(detail::unique_fn(std::forward<F>(fn)))) throw_closed();
+    }
+    // What a thread keeps to reach this loop safely (see the thread rule).
+    std::shared_ptr<detail::loop_proxy> proxy() const noexcept { return proxy_; }
+
+    // fn() on an executor's thread; the future completes on this loop.
+    // Defined in <pyco/threads.hpp>.
+    template <class F>
+    auto run_in_executor(F fn) -> future<std::invoke_result_t<F&>>;
+    template <class F>
+    auto run_in_executor(executor& ex, F fn) -> future<std::invoke_result_t<F&>>;
+    // The default executor, made at first use; shut down by pyco::run.
+    executor& default_executor();
+    // Finish its queued jobs and join its threads.
+    void shutdown_default_executor();
+
     // --- file descriptors (one reader and one writer per fd) ---
     void add_reader(int fd, std::function<void()> fn);
     void add_writer(int fd, std::function<void()> fn);
@@ -203,6 +251,8 @@ public:
 private:
     friend class handle;
     void run_once();
+    void drain_inbox();
+    [[noreturn]] static void throw_closed();
     void report_callback_error(const detail::ready_entry& e) noexcept;
     void check_thread(const char* what) const;
     void check_closed() const;
@@ -224,6 +274,8 @@ private:
     std::unordered_map<int, fd_entry> fds_;
     std::vector<detail::io_event> io_events_;
     std::unique_ptr<detail::io_backend> backend_;
+    std::shared_ptr<detail::loop_proxy> proxy_;
+    std::unique_ptr<executor> default_executor_;
     detail::list_link tasks_;
     detail::list_link asyncgens_;
     std::uint64_t task_counter_ = 0;

@@ -5,9 +5,11 @@
 #include <pyco/coroutine.hpp>
 #include <pyco/errors.hpp>
 #include <pyco/event_loop.hpp>
+#include <pyco/executor.hpp>
 #include <pyco/future.hpp>
 #include <pyco/generator.hpp>
 #include <pyco/run.hpp>
 #include <pyco/sleep.hpp>
 #include <pyco/task.hpp>
+#include <pyco/threads.hpp>
 #include <pyco/unraisable.hpp>
