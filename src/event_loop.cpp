@@ -11,6 +11,8 @@
 #include <pyco/executor.hpp>
 #include <pyco/unraisable.hpp>
 
+#include "signal_state.hpp"
+
 namespace pyco {
 
 namespace {
@@ -191,6 +193,8 @@ void event_loop::run_handle(void* a, void*, bool run) {
     if (!run || h->cancelled) return;
     try {
         h->fn();
+    } catch (const keyboard_interrupt&) {
+        throw;  // as KeyboardInterrupt: out of the loop, not to the handler
     } catch (...) {
         // Reported here, while the handle is still alive to be described.
         exception_context ctx{"Exception in callback", std::current_exception(), {}, {}};
@@ -315,6 +319,8 @@ void event_loop::run_once() {
         if (!debug_) {
             try {
                 e.fn(e.a, e.b, true);
+            } catch (const keyboard_interrupt&) {
+                throw;
             } catch (...) {
                 report_callback_error(e);
             }
@@ -323,6 +329,8 @@ void event_loop::run_once() {
         const auto t0 = clock::now();
         try {
             e.fn(e.a, e.b, true);
+        } catch (const keyboard_interrupt&) {
+            throw;
         } catch (...) {
             report_callback_error(e);
         }
@@ -379,6 +387,7 @@ void event_loop::close() {
     }
     timers_.clear();
     fds_.clear();
+    close_signals();
     proxy_->detach();  // before the backend goes: posts are refused from now
     if (default_executor_) default_executor_->shutdown(false);  // as CPython: don't wait
     default_executor_.reset();  // joins what is still running

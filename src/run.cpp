@@ -1,6 +1,43 @@
 #include <pyco/run.hpp>
 
+#include <signal.h>
+#include <unistd.h>
+
 namespace pyco::detail {
+
+sigint_guard::sigint_guard(event_loop& loop, any_task main) : loop_(loop), main_(std::move(main)) {
+    // Only on the main thread, and only over the default action: a program
+    // with its own SIGINT handler keeps it (as asyncio.Runner does).
+    if (::getpid() != ::gettid()) return;
+    struct sigaction current {};
+    if (::sigaction(SIGINT, nullptr, &current) != 0 || current.sa_handler != SIG_DFL) return;
+    try {
+        loop_.add_signal_handler(SIGINT, [this] {
+            ++interrupts_;
+            if (interrupts_ == 1 && !main_.done()) {
+                main_.cancel();
+                return;
+            }
+            throw keyboard_interrupt();
+        });
+        installed_ = true;
+    } catch (...) {
+        // Another loop owns the signal handlers: run without Ctrl-C handling.
+    }
+}
+
+sigint_guard::~sigint_guard() {
+    if (installed_ && !loop_.is_closed()) {
+        try {
+            loop_.remove_signal_handler(SIGINT);
+        } catch (...) {
+        }
+    }
+}
+
+bool sigint_guard::interrupted_main() noexcept {
+    return interrupts_ > 0 && main_.done() && main_.cancelled() && main_.uncancel() == 0;
+}
 
 namespace {
 

@@ -3,6 +3,7 @@
 //   base_exception                    (Python's BaseException)
 //   ├── generator_exit                (GeneratorExit)    not a std::exception
 //   ├── cancelled_error               (CancelledError)   not a std::exception
+//   ├── keyboard_interrupt            (KeyboardInterrupt) not a std::exception
 //   └── error : std::exception        (Exception)
 //       ├── type_error, value_error, runtime_error, timeout_error,
 //       ├── invalid_state_error, incomplete_read_error, limit_overrun_error,
@@ -52,6 +53,14 @@ public:
 class cancelled_error : public base_exception {
 public:
     cancelled_error() = default;
+    using base_exception::base_exception;
+};
+
+// What pyco::run raises when Ctrl-C (SIGINT) ended main, as asyncio.run
+// raises KeyboardInterrupt.
+class keyboard_interrupt : public base_exception {
+public:
+    keyboard_interrupt() = default;
     using base_exception::base_exception;
 };
 

@@ -223,6 +223,16 @@ public:
     bool remove_reader(int fd);
     bool remove_writer(int fd);
 
+    // --- signals (signals.cpp) ---
+    // loop.add_signal_handler(sig, fn): fn runs as a callback on this loop
+    // when sig arrives, whichever thread the kernel delivered it to. One
+    // loop at a time may own signal handlers (CPython: the main thread's).
+    // value_error for an invalid number; runtime_error for SIGKILL/SIGSTOP,
+    // or when another loop owns signal handlers.
+    void add_signal_handler(int sig, std::function<void()> fn);
+    // Restores the default action; false if no handler was set.
+    bool remove_signal_handler(int sig);
+
     // --- errors ---
     void set_exception_handler(exception_handler h) { handler_ = std::move(h); }
     const exception_handler& get_exception_handler() const noexcept { return handler_; }
@@ -276,6 +286,9 @@ private:
     std::unique_ptr<detail::io_backend> backend_;
     std::shared_ptr<detail::loop_proxy> proxy_;
     std::unique_ptr<executor> default_executor_;
+    struct signal_state;
+    std::unique_ptr<signal_state> signals_;
+    void close_signals() noexcept;
     detail::list_link tasks_;
     detail::list_link asyncgens_;
     std::uint64_t task_counter_ = 0;

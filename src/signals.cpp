@@ -1,0 +1,126 @@
+// Signals: a self-pipe. The C handler only writes the signal's number to a
+// pipe (async-signal-safe); the loop watches the read end like any fd and
+// runs the Python-level handlers as ordinary callbacks. This is CPython's
+// signal.set_wakeup_fd design, and it works whichever thread the kernel
+// picks to deliver the signal to.
+#include <pyco/event_loop.hpp>
+
+#include <fcntl.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <map>
+#include <system_error>
+
+#include <pyco/errors.hpp>
+
+#include "signal_state.hpp"
+
+namespace pyco {
+
+namespace {
+
+// The write end of the owning loop's pipe, for the C handler; -1: none.
+std::atomic<int> g_wakeup_fd{-1};
+std::atomic<event_loop*> g_owner{nullptr};
+
+extern "C" void pyco_on_signal(int sig) {
+    const int saved = errno;
+    const int fd = g_wakeup_fd.load(std::memory_order_relaxed);
+    if (fd >= 0) {
+        const unsigned char b = static_cast<unsigned char>(sig);
+        [[maybe_unused]] auto r = ::write(fd, &b, 1);  // a full pipe drops it, as CPython
+    }
+    errno = saved;
+}
+
+}  // namespace
+
+void event_loop::add_signal_handler(int sig, std::function<void()> fn) {
+    check_closed();
+    check_thread("add_signal_handler");
+    if (sig <= 0 || sig >= NSIG) throw value_error("invalid signal number " + std::to_string(sig));
+    if (sig == SIGKILL || sig == SIGSTOP) {
+        throw runtime_error("sig " + std::to_string(sig) + " cannot be caught");
+    }
+    event_loop* expected = nullptr;
+    if (!g_owner.compare_exchange_strong(expected, this) && expected != this) {
+        throw runtime_error("another event loop owns the signal handlers");
+    }
+    if (!signals_) {
+        auto st = std::make_unique<signal_state>();
+        int fds[2];
+        if (::pipe2(fds, O_NONBLOCK | O_CLOEXEC) != 0) {
+            g_owner.store(nullptr);
+            throw std::system_error(errno, std::generic_category(), "pipe2 (signal wakeup)");
+        }
+        st->read_fd = fds[0];
+        st->write_fd = fds[1];
+        signals_ = std::move(st);
+        add_reader(signals_->read_fd, [this] {
+            unsigned char buf[64];
+            ssize_t n;
+            while ((n = ::read(signals_->read_fd, buf, sizeof buf)) > 0) {
+                for (ssize_t i = 0; i < n; ++i) {
+                    auto it = signals_->handlers.find(buf[i]);
+                    // As CPython's _handle_signal: the handler runs as a callback.
+                    if (it != signals_->handlers.end()) call_soon(it->second.fn);
+                }
+            }
+        });
+        g_wakeup_fd.store(signals_->write_fd);
+    }
+    auto it = signals_->handlers.find(sig);
+    if (it != signals_->handlers.end()) {
+        it->second.fn = std::move(fn);  // replace, keep the saved action
+        return;
+    }
+    struct sigaction action {};
+    action.sa_handler = &pyco_on_signal;
+    sigemptyset(&action.sa_mask);
+    action.sa_flags = SA_RESTART;
+    signal_state::entry e{std::move(fn), {}};
+    if (::sigaction(sig, &action, &e.previous) != 0) {
+        const int err = errno;
+        if (signals_->handlers.empty()) close_signals();
+        if (err == EINVAL) throw runtime_error("sig " + std::to_string(sig) + " cannot be caught");
+        throw std::system_error(err, std::generic_category(), "sigaction");
+    }
+    signals_->handlers.emplace(sig, std::move(e));
+}
+
+bool event_loop::remove_signal_handler(int sig) {
+    check_thread("remove_signal_handler");
+    if (sig <= 0 || sig >= NSIG) throw value_error("invalid signal number " + std::to_string(sig));
+    if (!signals_) return false;
+    auto it = signals_->handlers.find(sig);
+    if (it == signals_->handlers.end()) return false;
+    // CPython restores SIG_DFL (SIGINT: Python's default handler); we restore
+    // what was there before, which is the default unless the program set one.
+    ::sigaction(sig, &it->second.previous, nullptr);
+    signals_->handlers.erase(it);
+    if (signals_->handlers.empty()) close_signals();
+    return true;
+}
+
+void event_loop::close_signals() noexcept {
+    if (!signals_) return;
+    for (auto& [sig, e] : signals_->handlers) ::sigaction(sig, &e.previous, nullptr);
+    signals_->handlers.clear();
+    g_wakeup_fd.store(-1);
+    if (!closed_ || backend_) {
+        try {
+            remove_reader(signals_->read_fd);
+        } catch (...) {
+        }
+    }
+    ::close(signals_->read_fd);
+    ::close(signals_->write_fd);
+    signals_.reset();
+    event_loop* me = this;
+    g_owner.compare_exchange_strong(me, nullptr);
+}
+
+}  // namespace pyco
