@@ -8,6 +8,7 @@
 #include <pyco/executor.hpp>
 #include <pyco/future.hpp>
 #include <pyco/generator.hpp>
+#include <pyco/generator_task.hpp>
 #include <pyco/run.hpp>
 #include <pyco/sleep.hpp>
 #include <pyco/task.hpp>
