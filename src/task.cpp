@@ -261,13 +261,11 @@ std::string task_base::describe() const {
     s += " name='" + get_name() + "'";
     {
         s += " coro=<" + short_name(coro_loc_.function_name()) + "()";
-        if (!done() && root_frame_) {
-            const coro_frame* leaf = root_frame_;
-            while (leaf->child_) leaf = leaf->child_;
-            if (leaf->waited_somewhere_) {
-                s += " running at " + std::string(leaf->waiting_at_.file_name()) + ":" +
-                     std::to_string(leaf->waiting_at_.line());
-            }
+        // As CPython's repr: where the task's own coroutine is (get_stack()
+        // gives the whole chain).
+        if (!done() && root_frame_ && root_frame_->waited_somewhere_) {
+            s += " running at " + std::string(root_frame_->waiting_at_.file_name()) + ":" +
+                 std::to_string(root_frame_->waiting_at_.line());
         }
         s += ">";
     }

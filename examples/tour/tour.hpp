@@ -1,0 +1,32 @@
+// The pyco tour: Python's coroutine model, one idea at a time, in C++.
+// Each part prints a trace of what happens, in the order it happens.
+#pragma once
+
+#include <pyco/pyco.hpp>
+
+#include <cstdio>
+
+namespace tour {
+
+inline void section(const char* title) { std::printf("\n== %s\n", title); }
+
+inline const char* name(pyco::gen_state s) {
+    switch (s) {
+        case pyco::gen_state::created: return "GEN_CREATED";
+        case pyco::gen_state::running: return "GEN_RUNNING";
+        case pyco::gen_state::suspended: return "GEN_SUSPENDED";
+        case pyco::gen_state::closed: return "GEN_CLOSED";
+    }
+    return "?";
+}
+
+// Part one: generators (PEP 255), coroutines that receive values (PEP 342),
+// delegation with `yield from` (PEP 380).
+void part_one();
+// Part two: async/await, tasks, cancellation, timeouts, task groups, async
+// generators, task dumps (PEP 492, 525, asyncio).
+void part_two();
+// Part three: queues, threads, signals, and the pre-PEP-492 style.
+void part_three();
+
+}  // namespace tour
