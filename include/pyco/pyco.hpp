@@ -7,10 +7,14 @@
 #include <pyco/event_loop.hpp>
 #include <pyco/executor.hpp>
 #include <pyco/future.hpp>
+#include <pyco/gather.hpp>
 #include <pyco/generator.hpp>
 #include <pyco/generator_task.hpp>
+#include <pyco/outcome.hpp>
 #include <pyco/run.hpp>
+#include <pyco/shield.hpp>
 #include <pyco/sleep.hpp>
 #include <pyco/task.hpp>
 #include <pyco/threads.hpp>
 #include <pyco/unraisable.hpp>
+#include <pyco/wait.hpp>
