@@ -376,6 +376,9 @@ void event_loop::close() {
     while (tasks_.linked()) {
         detail::abandon_task(tasks_.next);
     }
+    // Async generators still linked may outlive the loop: forget them, or
+    // they would unlink themselves from freed memory later.
+    while (asyncgens_.linked()) asyncgens_.next->unlink();
     closed_ = true;
     while (!ready_.empty()) {
         detail::ready_entry e = ready_.pop();

@@ -1,5 +1,7 @@
 #include <pyco/run.hpp>
 
+#include <pyco/async_generator.hpp>
+
 #include <signal.h>
 #include <unistd.h>
 
@@ -79,6 +81,12 @@ void finish_run(event_loop& loop) noexcept {
         cancel_all_tasks(loop);
     } catch (...) {
         loop.call_exception_handler({"error while cancelling tasks in pyco::run()", std::current_exception(), {}, {}});
+    }
+    try {
+        loop.run_until_complete(loop.shutdown_asyncgens());
+    } catch (...) {
+        loop.call_exception_handler(
+            {"error while closing asynchronous generators in pyco::run()", std::current_exception(), {}, {}});
     }
     try {
         loop.shutdown_default_executor();

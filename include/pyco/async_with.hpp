@@ -32,13 +32,6 @@ namespace pyco {
 
 namespace detail {
 
-template <class A>
-concept awaitable = requires(A&& a) { get_awaiter(std::forward<A>(a)).await_ready(); };
-
-// The type `co_await a` gives.
-template <class A>
-using await_result_t = decltype(get_awaiter(std::declval<A>()).await_resume());
-
 template <class T, bool = awaitable<T>>
 struct awaited_value {
     using type = T;

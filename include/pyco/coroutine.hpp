@@ -55,6 +55,13 @@ decltype(auto) get_awaiter(A&& a) {
     }
 }
 
+template <class A>
+concept awaitable = requires(A&& a) { get_awaiter(std::forward<A>(a)).await_ready(); };
+
+// The type `co_await a` gives.
+template <class A>
+using await_result_t = decltype(get_awaiter(std::declval<A>()).await_resume());
+
 // Wraps an awaiter that knows nothing of tasks (see the header comment).
 template <class A>
 class foreign_awaiter {

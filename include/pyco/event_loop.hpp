@@ -192,6 +192,9 @@ public:
     template <class T = void>
     future<T> create_future();
     void stop() noexcept { stopping_ = true; }
+    // loop.shutdown_asyncgens(): aclose() every live async generator, at
+    // once; failures go to the exception handler. <pyco/async_generator.hpp>.
+    coroutine<void> shutdown_asyncgens();
     void close();
     bool is_running() const noexcept { return running_; }
     bool is_closed() const noexcept { return closed_; }

@@ -18,7 +18,6 @@
 #include <type_traits>
 #include <utility>
 
-#include <pyco/async_with.hpp>
 #include <pyco/coroutine.hpp>
 #include <pyco/generator.hpp>
 #include <pyco/task.hpp>

@@ -1,6 +1,7 @@
 // pyco/pyco.hpp — everything pyco offers, in one include.
 #pragma once
 
+#include <pyco/async_generator.hpp>
 #include <pyco/async_with.hpp>
 #include <pyco/coroutine.hpp>
 #include <pyco/errors.hpp>

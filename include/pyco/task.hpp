@@ -139,7 +139,13 @@ template <class T>
 task<T> create_task(event_loop& loop, coroutine<T> coro, std::string name = {}) {
     if (loop.is_closed()) throw runtime_error("Event loop is closed");
     auto h = detail::coroutine_access::take(coro);
-    auto* s = new detail::task_state<T>(loop, h);
+    detail::task_state<T>* s = nullptr;
+    try {
+        s = new detail::task_state<T>(loop, h);
+    } catch (...) {
+        h.destroy();  // taken from coro: nobody else will
+        throw;
+    }
     // Born with one reference (ours); the constructor took the self-reference.
     task<T> t{detail::intrusive_ptr<detail::task_base>::adopt(s)};
     if (!name.empty()) t.set_name(std::move(name));

@@ -1,0 +1,130 @@
+// pyco/task_group.hpp — asyncio.TaskGroup: pyco::task_group.
+//
+//   pyco::task_group g;
+//   auto body = [&](pyco::task_group& tg) -> pyco::coroutine<void> {
+//       tg.create_task(fetch(a));
+//       tg.create_task(fetch(b), "fetch-b");
+//       co_return;
+//   };
+//   co_await pyco::async_with(g, body);  // waits for every task
+//
+// A port of CPython 3.12's taskgroups.py. aexit() waits until every task of
+// the group is done, then raises, in this order of priority:
+//   - exception_group("unhandled errors in a TaskGroup", errors): the
+//     exceptions of the tasks that failed, in the order they finished, and
+//     last the body's own exception (unless that is a cancelled_error);
+//   - the cancelled_error that cancelled the parent task from outside;
+//   - nothing, when the body ended normally, no task failed and nobody
+//     cancelled the parent from outside.
+//
+// Cancellation: the first task to fail (with anything but cancelled_error)
+// cancels every other task of the group and the parent task — the one that
+// entered the group — so its body is interrupted at its current co_await;
+// aexit() then uncancel()s the parent, so that this internal cancellation
+// does not leak out of the group. A cancellation of the parent from
+// outside (while in the body or while aexit waits) cancels the children
+// too and propagates as cancelled_error once they are done, unless some task
+// failed: then the error group wins, and the parent is re-cancelled so
+// the outer cancellation is not lost. Tasks cancelled on their own are not
+// errors. The body's exception likewise cancels the children.
+// Once aborting, create_task() refuses ("is shutting down"), as it does
+// before aenter() ("has not been entered") and after aexit() ("is finished").
+// KeyboardInterrupt/SystemExit have no counterpart here, so CPython's
+// _base_error special case is not ported.
+//
+// The group cannot be copied or moved (its tasks' done callbacks refer to
+// it); if it is destroyed before aexit() finished (its task was abandoned),
+// it detaches from its tasks, which keep running.
+//
+// Thread rule: loop thread only; aenter/aexit inside the parent task.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <exception>
+#include <functional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <pyco/coroutine.hpp>
+#include <pyco/detail/intrusive.hpp>
+#include <pyco/event_loop.hpp>
+#include <pyco/future.hpp>
+#include <pyco/task.hpp>
+
+namespace pyco {
+
+namespace detail {
+
+// coro.close() on a coroutine that never ran: its frame goes without the
+// debug-mode "was never awaited" warning (it was refused, not forgotten).
+template <class T>
+void close_unstarted(coroutine<T>& coro) noexcept {
+    if (!coro) return;
+    try {
+        coroutine_access::take(coro).destroy();
+    } catch (...) {
+        // Already started: its destructor frees it, without a warning.
+    }
+}
+
+}  // namespace detail
+
+class task_group {
+public:
+    task_group() = default;
+    task_group(const task_group&) = delete;
+    task_group& operator=(const task_group&) = delete;
+    ~task_group();
+
+    // TaskGroup.create_task(coro, name=): a task on the group's loop, tracked
+    // by the group. On refusal the coroutine is closed, as CPython does.
+    template <class T>
+    task<T> create_task(coroutine<T> coro, std::string name = {}) {
+        if (const char* why = refusal()) {
+            detail::close_unstarted(coro);
+            throw runtime_error("TaskGroup " + describe() + why);
+        }
+        task<T> t = pyco::create_task(*loop_, std::move(coro), std::move(name));
+        track(t);
+        return t;
+    }
+
+    // "<TaskGroup tasks=2 errors=1 cancelling>", "<TaskGroup entered>"
+    std::string describe() const;
+
+    // --- the async context manager protocol (pyco::async_with) ---
+    // The body receives this as `pyco::task_group&`.
+    std::reference_wrapper<task_group> aenter();
+    coroutine<void> aexit(std::exception_ptr e);
+
+private:
+    // One task of the group; owned by the group's list while linked. Its
+    // done callback refers to it; if the group goes first, the callback
+    // (already queued) owns and frees it.
+    struct member : detail::list_link {
+        task_group* group;
+        any_task task;
+        std::uint32_t callback_id = 0;
+    };
+
+    const char* refusal() const noexcept;
+    void track(const any_task& t);
+    static void on_task_done_entry(void* member, void* fut, bool run);
+    void on_task_done(member* m);
+    void abort();
+
+    event_loop* loop_ = nullptr;
+    any_task parent_;
+    detail::list_link tasks_;  // of member
+    std::size_t size_ = 0;
+    std::vector<std::exception_ptr> errors_;
+    future<void> on_completed_;  // empty: none (CPython's None)
+    bool entered_ = false;
+    bool exiting_ = false;
+    bool aborting_ = false;
+    bool parent_cancel_requested_ = false;
+};
+
+}  // namespace pyco
