@@ -50,11 +50,17 @@ coroutine<int> worker(std::string name, int steps) {
 }
 
 coroutine<void> side_by_side() {
-    tour::section("8. Tasks running side by side");
-    auto a = pyco::create_task(worker("task A", 3), "A");
-    auto b = pyco::create_task(worker("task B", 2), "B");
-    int total = co_await a + co_await b;
-    std::printf("  both done: %d steps in all\n", total);
+    tour::section("8. Tasks running side by side with gather");
+    // gather wraps each coroutine in a task; they interleave at each await.
+    auto [a, b] = co_await pyco::gather(worker("task A", 3), worker("task B", 2));
+    std::printf("  gather gave (%d, %d)\n", a, b);
+    auto failing = []() -> coroutine<int> {
+        co_await pyco::sleep(5ms);
+        throw pyco::value_error("sensor offline");
+    };
+    auto results = co_await pyco::gather(pyco::return_exceptions, worker("task C", 1), failing());
+    std::printf("  with return_exceptions: C -> %d, the other -> %s\n", std::get<0>(results).value(),
+                pyco::describe_exception(std::get<1>(results).exception()).c_str());
 }
 
 // --- 10. A cancellation caught and cleaned up ------------------------------
@@ -90,6 +96,35 @@ coroutine<void> cancellation() {
     std::printf("  task cancelled: %s\n", t.cancelled() ? "yes" : "no");
 }
 
+// --- 12. An async generator consumed by a task ------------------------------
+
+pyco::async_generator<std::string> sensor_readings(int n) {
+    for (int i = 1; i <= n; ++i) {
+        co_await pyco::sleep(50ms);  // awaits and yields in one body
+        co_yield "reading " + std::to_string(i * 7);
+    }
+}
+
+coroutine<int> consume(pyco::async_generator<std::string> readings) {
+    int seen = 0;
+    while (auto r = co_await readings.anext()) {  // async for r in readings
+        std::printf("  consumer got %s\n", r->c_str());
+        ++seen;
+    }
+    co_return seen;
+}
+
+coroutine<void> async_generators() {
+    tour::section("12. An async generator consumed by a task");
+    int n = co_await pyco::create_task(consume(sensor_readings(3)));
+    std::printf("  the generator finished after %d readings\n", n);
+    auto endless = sensor_readings(1000);
+    auto first = co_await endless.anext();
+    std::printf("  took %s from another and closed it: ", first->c_str());
+    co_await endless.aclose();
+    std::printf("%s\n", (co_await endless.anext()) ? "still going?" : "it is finished");
+}
+
 // --- 13. A task dump of suspended tasks --------------------------------------
 
 coroutine<void> wait_for_reply() { co_await pyco::sleep(1h); }
@@ -112,6 +147,7 @@ coroutine<void> main_part_two() {
     co_await awaiting();
     co_await side_by_side();
     co_await cancellation();
+    co_await async_generators();
     co_await task_dump();
 }
 
