@@ -94,7 +94,15 @@ bool task_base::cancel(std::string msg) {
 }
 
 int task_base::uncancel() noexcept {
-    if (num_cancels_requested_ > 0) --num_cancels_requested_;
+    if (num_cancels_requested_ > 0) {
+        --num_cancels_requested_;
+        // CPython >= 3.12.3 (gh-116720): the last uncancel() also withdraws
+        // a cancellation not yet delivered.
+        if (num_cancels_requested_ == 0 && must_cancel_) {
+            must_cancel_ = false;
+            exception_ = nullptr;
+        }
+    }
     return num_cancels_requested_;
 }
 
@@ -126,6 +134,24 @@ void task_base::wait_on(future_base& f, std::coroutine_handle<> h) {
         release();
         fut_waiter_ = {};
         throw;
+    }
+    // CPython's __step: a cancel() made while the task ran (it cancelled
+    // itself, or a callback it called did) applies to the future it now
+    // waits on; otherwise it would wait for that future first, maybe forever.
+    if (must_cancel_) [[unlikely]] {
+        std::string msg;
+        if (exception_) {
+            try {
+                std::rethrow_exception(exception_);
+            } catch (const cancelled_error& e) {
+                msg = e.what();
+            } catch (...) {
+            }
+        }
+        if (fut_waiter_->cancel(std::move(msg))) {
+            must_cancel_ = false;
+            exception_ = nullptr;  // the future's cancelled_error carries it now
+        }
     }
 }
 

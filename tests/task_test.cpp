@@ -408,3 +408,81 @@ TEST(Task, LoopClosedWithAPendingTaskReportsAndFreesIt) {
 }
 
 }  // namespace
+
+// Two rules of CPython 3.12's Task found missing by the task_group port:
+// Task.__step cancels the future a self-cancelled task just awaited, and
+// uncancel() reaching zero withdraws an undelivered cancellation (gh-116720).
+namespace {
+
+
+// test_tasks.py: test_cancel_current_task ("The sleep should be cancelled
+// immediately.")
+TEST(TaskCancelFix, SelfCancelThenAwaitingAFutureRaisesAtOnce) {
+    auto main = []() -> coroutine<void> {
+        auto& loop = pyco::get_running_loop();
+        const auto t0 = loop.time();
+        auto victim = []() -> coroutine<int> {
+            pyco::current_task().cancel("self");
+            co_await pyco::sleep(100s);
+            co_return 12;
+        };
+        auto t = pyco::create_task(victim());
+        std::string msg;
+        try {
+            co_await t;
+        } catch (const pyco::cancelled_error& e) {
+            msg = e.what();
+        }
+        EXPECT_EQ(msg, "self");
+        EXPECT_TRUE(t.cancelled());
+        EXPECT_FALSE(t.cancel());
+        EXPECT_LT(loop.time() - t0, 100s);  // did not sleep first
+    };
+    pyco::run(main(), {.virtual_time = true});
+}
+
+// The same through a plain future that nobody will ever complete.
+TEST(TaskCancelFix, SelfCancelThenAwaitingAPendingFutureDoesNotHang) {
+    auto main = []() -> coroutine<bool> {
+        auto& loop = pyco::get_running_loop();
+        const auto t0 = loop.time();
+        auto never = loop.create_future<int>();
+        auto victim = [](pyco::future<int> f) -> coroutine<int> {
+            pyco::current_task().cancel();
+            co_return co_await f;
+        };
+        auto t = pyco::create_task(victim(never));
+        // A watchdog, so that the bug shows as a failure, not a hang.
+        auto watchdog = [](pyco::task<int> v) -> coroutine<void> {
+            co_await pyco::sleep(1h);
+            v.cancel("watchdog");
+        };
+        auto w = pyco::create_task(watchdog(t));
+        EXPECT_THROW(co_await t, pyco::cancelled_error);
+        EXPECT_LT(loop.time() - t0, 1h);  // not rescued by the watchdog
+        w.cancel();
+        co_return never.cancelled();
+    };
+    EXPECT_TRUE(pyco::run(main(), {.virtual_time = true}));
+}
+
+// test_tasks.py: test_uncancel_resets_must_cancel
+TEST(TaskCancelFix, UncancelToZeroWithdrawsAPendingCancel) {
+    auto main = []() -> coroutine<int> {
+        auto fut = pyco::get_running_loop().create_future<void>();
+        auto coro = [](pyco::future<void> f) -> coroutine<int> {
+            co_await f;
+            co_return 42;
+        };
+        auto task = pyco::create_task(coro(fut));
+        co_await pyco::sleep(0s);  // the task now waits for fut
+        fut.set_result();          // it is runnable
+        task.cancel();             // fut is done: the cancel waits for the step
+        EXPECT_EQ(task.cancelling(), 1);
+        EXPECT_EQ(task.uncancel(), 0);  // undone before delivery
+        co_return co_await task;
+    };
+    EXPECT_EQ(pyco::run(main(), {.virtual_time = true}), 42);
+}
+
+}  // namespace

@@ -22,6 +22,7 @@
 
 #include <exception>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <type_traits>
 #include <utility>
@@ -81,6 +82,17 @@ auto await_or_value(A&& a) -> coroutine<typename awaited_value<A>::type> {
     }
 }
 
+// As await_or_value, for an aenter that gives a reference: a coroutine
+// cannot return T&, so the address travels instead.
+template <class A>
+auto await_or_pointer(A&& a) -> coroutine<std::remove_reference_t<typename awaited_value<A>::type>*> {
+    if constexpr (awaitable<A>) {
+        co_return std::addressof(co_await std::forward<A>(a));
+    } else {
+        co_return std::addressof(a);
+    }
+}
+
 // aexit's answer as a bool.
 template <class CM>
 coroutine<bool> call_aexit(CM& cm, std::exception_ptr e) {
@@ -109,8 +121,12 @@ auto async_with(CM&& cm, Body&& body) -> coroutine<typename detail::with_types<C
     // async with: aenter first; its failure skips aexit.
     using x_t = typename types::x_type;
     detail::value_slot<x_t> x;
-    if constexpr (std::is_void_v<x_t>) {
+    if constexpr (std::is_void_v<decltype(cm.aenter())>) {
+        cm.aenter();  // a plain void aenter: nothing to await
+    } else if constexpr (std::is_void_v<x_t>) {
         co_await detail::await_or_value(cm.aenter());
+    } else if constexpr (std::is_lvalue_reference_v<x_t>) {
+        x.set(*co_await detail::await_or_pointer(cm.aenter()));
     } else {
         x.set(co_await detail::await_or_value(cm.aenter()));
     }
@@ -125,7 +141,11 @@ auto async_with(CM&& cm, Body&& body) -> coroutine<typename detail::with_types<C
     std::conditional_t<std::is_void_v<value_t>, int, std::optional<value_t>> value{};
     try {
         if constexpr (std::is_void_v<value_t>) {
-            co_await detail::await_or_value(call());
+            if constexpr (std::is_void_v<decltype(call())>) {
+                call();  // a plain void body: nothing to await
+            } else {
+                co_await detail::await_or_value(call());
+            }
         } else {
             value.emplace(co_await detail::await_or_value(call()));
         }

@@ -16,6 +16,8 @@
 #include <pyco/shield.hpp>
 #include <pyco/sleep.hpp>
 #include <pyco/task.hpp>
+#include <pyco/task_group.hpp>
 #include <pyco/threads.hpp>
+#include <pyco/timeout.hpp>
 #include <pyco/unraisable.hpp>
 #include <pyco/wait.hpp>
