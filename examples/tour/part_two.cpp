@@ -63,6 +63,36 @@ coroutine<void> side_by_side() {
                 pyco::describe_exception(std::get<1>(results).exception()).c_str());
 }
 
+// --- 9. A timeout ----------------------------------------------------------
+
+coroutine<void> timeouts() {
+    tour::section("9. A timeout");
+    // async with asyncio.timeout(0.1): await slow
+    pyco::timeout t(100ms);
+    auto slow_body = [](pyco::timeout&) -> coroutine<void> {
+        std::printf("  a slow query starts (it would take 500 ms)\n");
+        co_await pyco::sleep(500ms);
+    };
+    try {
+        co_await pyco::async_with(t, slow_body);
+    } catch (const pyco::timeout_error&) {
+        std::printf("  timeout_error after 100 ms; expired() = %s\n", t.expired() ? "true" : "false");
+    }
+    // reschedule from inside, as Timeout.reschedule does
+    pyco::timeout u(10ms);
+    auto patient = [](pyco::timeout& self) -> coroutine<void> {
+        self.reschedule(pyco::get_running_loop().time() + 1s);  // more time after all
+        co_await pyco::sleep(200ms);
+        std::printf("  rescheduled timeout: the body finished in time\n");
+    };
+    co_await pyco::async_with(u, patient);
+    try {
+        co_await pyco::wait_for(pyco::sleep(1s), 25ms);
+    } catch (const pyco::timeout_error&) {
+        std::printf("  wait_for: timeout_error, the inner coroutine cancelled\n");
+    }
+}
+
 // --- 10. A cancellation caught and cleaned up ------------------------------
 
 coroutine<void> long_download(std::vector<std::string>& log) {
@@ -94,6 +124,42 @@ coroutine<void> cancellation() {
     }
     for (const auto& line : log) std::printf("  %s\n", line.c_str());
     std::printf("  task cancelled: %s\n", t.cancelled() ? "yes" : "no");
+}
+
+// --- 11. A task group failing as a group ----------------------------------
+
+coroutine<void> fetch_page(std::string url, int ms, bool fail) {
+    try {
+        co_await pyco::sleep(std::chrono::milliseconds(ms));
+    } catch (const pyco::cancelled_error&) {
+        std::printf("  %s: cancelled because a sibling failed\n", url.c_str());
+        throw;
+    }
+    if (fail) throw pyco::runtime_error(url + " returned 503");
+    std::printf("  %s: fetched\n", url.c_str());
+}
+
+coroutine<void> task_groups() {
+    tour::section("11. A task group failing as a group");
+    pyco::task_group g;
+    auto body = [](pyco::task_group& tg) -> coroutine<void> {
+        tg.create_task(fetch_page("/index", 10, false));
+        tg.create_task(fetch_page("/api", 20, true));
+        tg.create_task(fetch_page("/images", 500, false));
+        tg.create_task(fetch_page("/feed", 600, false));
+        co_return;
+    };
+    try {
+        co_await pyco::async_with(g, body);
+    } catch (const pyco::exception_group& eg) {
+        std::printf("  %s\n", eg.what());
+        // except* runtime_error:
+        auto [runtime, rest] = eg.split<pyco::runtime_error>();
+        for (const auto& e : runtime->exceptions()) {
+            std::printf("    except* runtime_error: %s\n", pyco::describe_exception(e).c_str());
+        }
+        std::printf("    anything else: %s\n", rest ? "yes" : "no");
+    }
 }
 
 // --- 12. An async generator consumed by a task ------------------------------
@@ -146,7 +212,9 @@ coroutine<void> task_dump() {
 coroutine<void> main_part_two() {
     co_await awaiting();
     co_await side_by_side();
+    co_await timeouts();
     co_await cancellation();
+    co_await task_groups();
     co_await async_generators();
     co_await task_dump();
 }
