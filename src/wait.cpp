@@ -110,37 +110,6 @@ coroutine<void> cancel_and_wait(intrusive_ptr<future_base> fut) {
     co_await waiter;
 }
 
-// ---------------------------------------------------------------- deadline
-
-deadline_scope::deadline_scope(event_loop::duration delay) : task_(task_base::current()), cancelling_(0) {
-    if (task_ == nullptr) throw runtime_error("Timeout should be used inside a task");
-    cancelling_ = task_->cancelling();
-    event_loop& loop = task_->get_loop();
-    auto fire = [this] { on_timeout(); };
-    timer_ = delay <= event_loop::duration::zero() ? loop.call_soon(std::move(fire))
-                                                   : loop.call_later(delay, std::move(fire));
-}
-
-void deadline_scope::on_timeout() {
-    task_->cancel();
-    phase_ = phase::expiring;
-}
-
-std::exception_ptr deadline_scope::exit(std::exception_ptr e) {
-    timer_.cancel();
-    if (phase_ == phase::expiring) {
-        phase_ = phase::expired;
-        // Only when no other cancel request is outstanding is this
-        // cancellation ours to turn into a timeout.
-        if (task_->uncancel() <= cancelling_ && is_cancellation(e)) {
-            return std::make_exception_ptr(timeout_error());
-        }
-    } else if (phase_ == phase::entered) {
-        phase_ = phase::exited;
-    }
-    return e;
-}
-
 // ---------------------------------------------------------------- as_completed
 
 as_completed_state::as_completed_state(event_loop& loop, std::vector<future_base*> todo, opt_duration timeout)

@@ -51,6 +51,7 @@
 #include <pyco/errors.hpp>
 #include <pyco/event_loop.hpp>
 #include <pyco/future.hpp>
+#include <pyco/timeout.hpp>
 
 namespace pyco {
 
@@ -74,28 +75,6 @@ coroutine<void> wait_core(std::vector<future_base*> fs, opt_duration timeout, re
 // _cancel_and_wait: cancel fut and wait until it is done (not awaiting it
 // directly, so that this wait can itself be cancelled).
 coroutine<void> cancel_and_wait(intrusive_ptr<future_base> fut);
-
-// 3.12's Timeout, as wait_for uses it: on expiry it cancels the task; on
-// exit it turns that task's cancelled_error into timeout_error unless
-// another cancel request is still outstanding.
-class deadline_scope {
-public:
-    explicit deadline_scope(event_loop::duration delay);  // __aenter__
-    ~deadline_scope() { timer_.cancel(); }
-    deadline_scope(const deadline_scope&) = delete;
-    deadline_scope& operator=(const deadline_scope&) = delete;
-    // __aexit__ with the exception that ended the body (or null): what to
-    // raise instead of it, or `e` itself.
-    std::exception_ptr exit(std::exception_ptr e);
-
-private:
-    enum class phase : std::uint8_t { entered, expiring, expired, exited };
-    void on_timeout();
-    task_base* task_;
-    int cancelling_;
-    handle timer_;
-    phase phase_ = phase::entered;
-};
 
 template <class H>
 coroutine<wait_result<H>> wait_impl(std::vector<H> fs, opt_duration timeout, return_when when) {
@@ -154,7 +133,9 @@ coroutine<T> wait_for_impl(A aw, opt_duration timeout) {
         }
         throw timeout_error();
     }
-    deadline_scope scope(*timeout);
+    // 3.12: `async with timeouts.timeout(timeout): return await fut`.
+    pyco::timeout scope(*timeout);
+    scope.aenter();
     std::exception_ptr error;
     std::optional<std::conditional_t<std::is_void_v<T>, bool, T>> value;
     try {
@@ -168,7 +149,8 @@ coroutine<T> wait_for_impl(A aw, opt_duration timeout) {
         error = std::current_exception();
     }
     // (No co_await in a handler: the scope's exit runs after it.)
-    if (std::exception_ptr e = scope.exit(std::move(error))) std::rethrow_exception(e);
+    scope.aexit(error);  // timeout_error if the deadline cancelled the body
+    if (error) std::rethrow_exception(error);
     if constexpr (!std::is_void_v<T>) co_return std::move(*value);
 }
 
