@@ -278,7 +278,11 @@ void event_loop::run_once() {
     // wake-up makes the wait below return at once.
     // With no fd watched, a zero-timeout poll can only find nothing: skip
     // the syscall, which would otherwise dominate a busy loop's iteration.
-    const bool nothing_to_poll = fds_.empty();
+    // The signal pipe (pyco::run always has one, for Ctrl-C) counts only
+    // while a signal is pending.
+    const std::size_t own_fds = signals_ ? 1 : 0;
+    const bool nothing_to_poll =
+        fds_.size() == own_fds && !(own_fds && detail::g_signal_pending.load(std::memory_order_relaxed));
     if (virtual_time_ && timeout && *timeout > duration::zero()) {
         if (!nothing_to_poll) backend_->wait(duration::zero(), io_events_);
         if (io_events_.empty()) virtual_now_ = std::max(virtual_now_, timers_.front().when);

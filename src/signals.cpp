@@ -26,8 +26,18 @@ namespace {
 std::atomic<int> g_wakeup_fd{-1};
 std::atomic<event_loop*> g_owner{nullptr};
 
+}  // namespace
+
+// Raised by the C handler, lowered by the pipe's reader. A busy loop does
+// not poll the pipe (that would cost a syscall per iteration); it polls only
+// while this is up. Lock-free atomics are async-signal-safe.
+std::atomic<bool> detail::g_signal_pending{false};
+
+namespace {
+
 extern "C" void pyco_on_signal(int sig) {
     const int saved = errno;
+    detail::g_signal_pending.store(true, std::memory_order_relaxed);
     const int fd = g_wakeup_fd.load(std::memory_order_relaxed);
     if (fd >= 0) {
         const unsigned char b = static_cast<unsigned char>(sig);
@@ -60,6 +70,7 @@ void event_loop::add_signal_handler(int sig, std::function<void()> fn) {
         st->write_fd = fds[1];
         signals_ = std::move(st);
         add_reader(signals_->read_fd, [this] {
+            detail::g_signal_pending.store(false, std::memory_order_relaxed);
             unsigned char buf[64];
             ssize_t n;
             while ((n = ::read(signals_->read_fd, buf, sizeof buf)) > 0) {

@@ -1,4 +1,4 @@
-// Part three of the tour: threads, signals, and the older style.
+// Part three of the tour: queues, threads, signals, and the older style.
 #include "tour.hpp"
 
 #include <signal.h>
@@ -12,6 +12,38 @@ namespace {
 
 using namespace std::chrono_literals;
 using pyco::coroutine;
+
+// --- 14. A producer/consumer pipeline with back-pressure -------------------
+
+coroutine<void> producer(pyco::queue<int>& q, int n) {
+    for (int i = 1; i <= n; ++i) {
+        // put() waits while the queue is full: a fast producer is held back
+        // to the pace of the consumer (back-pressure).
+        co_await q.put(i);
+        std::printf("  produced %d (queue now holds %zu of %td)\n", i, q.qsize(), q.maxsize());
+    }
+}
+
+coroutine<void> consumer(pyco::queue<int>& q, int& total) {
+    for (;;) {
+        int item = co_await q.get();
+        co_await pyco::sleep(30ms);  // slow work
+        total += item;
+        std::printf("  consumed %d\n", item);
+        q.task_done();
+    }
+}
+
+coroutine<void> pipeline() {
+    tour::section("14. A producer/consumer pipeline on a bounded queue");
+    pyco::queue<int> q(2);  // maxsize 2
+    int total = 0;
+    auto c = pyco::create_task(consumer(q, total));
+    co_await producer(q, 5);
+    co_await q.join();  // every item put has been task_done()
+    c.cancel();         // the consumer waits forever otherwise
+    std::printf("  all items processed, total %d\n", total);
+}
 
 // --- 15. Blocking work sent to a thread --------------------------------------
 
@@ -91,6 +123,7 @@ coroutine<void> two_styles() {
 }
 
 coroutine<void> main_part_three() {
+    co_await pipeline();
     co_await to_a_thread();
     co_await two_styles();
 }
@@ -98,7 +131,7 @@ coroutine<void> main_part_three() {
 }  // namespace
 
 void tour::part_three() {
-    std::printf("\n######## Part three: threads, signals and the older style\n");
+    std::printf("\n######## Part three: queues, threads, signals and the older style\n");
     pyco::run(main_part_three());
     ctrl_c();
 }

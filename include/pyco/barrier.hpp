@@ -1,5 +1,5 @@
-// pyco/barrier.hpp — asyncio.Barrier: pyco::barrier, and
-// pyco::broken_barrier_error (asyncio.BrokenBarrierError).
+// pyco/barrier.hpp — asyncio.Barrier: pyco::barrier (its error,
+// broken_barrier_error, is in errors.hpp).
 //
 //   pyco::barrier b(3);
 //   std::size_t i = co_await b.wait();   // 0 .. parties-1, unique per trip
@@ -39,11 +39,6 @@
 namespace pyco {
 
 // asyncio.BrokenBarrierError (a RuntimeError in Python, so here too).
-class broken_barrier_error : public runtime_error {
-public:
-    explicit broken_barrier_error(std::string message) : runtime_error(std::move(message)) {}
-};
-
 class barrier {
 public:
     enum class state { filling, draining, resetting, broken };

@@ -5,7 +5,7 @@
 //   ├── cancelled_error               (CancelledError)   not a std::exception
 //   ├── keyboard_interrupt            (KeyboardInterrupt) not a std::exception
 //   └── error : std::exception        (Exception)
-//       ├── type_error, value_error, runtime_error, timeout_error,
+//       ├── type_error, value_error, runtime_error (broken_barrier_error), timeout_error,
 //       ├── invalid_state_error, incomplete_read_error, limit_overrun_error,
 //       ├── queue_empty, queue_full, queue_shut_down
 //       └── exception_group           (ExceptionGroup)
@@ -87,6 +87,12 @@ PYCO_DEFINE_ERROR(timeout_error);
 PYCO_DEFINE_ERROR(invalid_state_error);
 
 #undef PYCO_DEFINE_ERROR
+
+// asyncio.BrokenBarrierError, a RuntimeError.
+class broken_barrier_error : public runtime_error {
+public:
+    using runtime_error::runtime_error;
+};
 
 // asyncio.IncompleteReadError: EOF came before `expected` bytes (or, with no
 // expected count, before the separator). The bytes read so far are kept.

@@ -321,6 +321,8 @@ void abandon_task(list_link* link) noexcept;
 bool debug_enabled() noexcept;
 // Prints a context as the default exception handler does.
 void print_exception_context(const exception_context& ctx) noexcept;
+// A signal arrived and its byte waits in the signal pipe (signals.cpp).
+extern std::atomic<bool> g_signal_pending;
 }  // namespace detail
 
 }  // namespace pyco

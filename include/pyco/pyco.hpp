@@ -3,16 +3,22 @@
 
 #include <pyco/async_generator.hpp>
 #include <pyco/async_with.hpp>
+#include <pyco/barrier.hpp>
+#include <pyco/condition.hpp>
 #include <pyco/coroutine.hpp>
 #include <pyco/errors.hpp>
+#include <pyco/event.hpp>
 #include <pyco/event_loop.hpp>
 #include <pyco/executor.hpp>
 #include <pyco/future.hpp>
 #include <pyco/gather.hpp>
 #include <pyco/generator.hpp>
 #include <pyco/generator_task.hpp>
+#include <pyco/lock.hpp>
 #include <pyco/outcome.hpp>
+#include <pyco/queue.hpp>
 #include <pyco/run.hpp>
+#include <pyco/semaphore.hpp>
 #include <pyco/shield.hpp>
 #include <pyco/sleep.hpp>
 #include <pyco/task.hpp>

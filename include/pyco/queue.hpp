@@ -231,10 +231,9 @@ private:
     coroutine<T> get_slow() {
         while (empty()) {
             if (shutdown_) throw queue_shut_down();
-            park_in p(getters_, "Queue");
-            wait_outcome o = co_await p;
+            wait_outcome o = co_await park_in(getters_, "Queue");
             if (o.error) {
-                abandon_wait(p.get(), getters_, !empty());
+                abandon_wait(*o.w, getters_, !empty());
                 std::rethrow_exception(o.error);
             }
         }
@@ -244,10 +243,9 @@ private:
     coroutine<void> put_slow(T item) {
         while (full()) {
             if (shutdown_) throw queue_shut_down();
-            park_in p(putters_, "Queue");
-            wait_outcome o = co_await p;
+            wait_outcome o = co_await park_in(putters_, "Queue");
             if (o.error) {
-                abandon_wait(p.get(), putters_, !full());
+                abandon_wait(*o.w, putters_, !full());
                 std::rethrow_exception(o.error);
             }
         }

@@ -147,7 +147,9 @@ public:
         }
     }
 
-    // LoopBoundMixin: the first wait binds the queue to its loop.
+    // LoopBoundMixin: the first wait binds the queue to its loop. Loops are
+    // compared by address only: a new loop built where a destroyed one was
+    // counts as the same (harmless, the old one can have no waiters).
     void bind(event_loop& loop, const char* what) {
         if (loop_ == nullptr) {
             loop_ = &loop;
@@ -195,6 +197,8 @@ struct wait_outcome {
     // A wake-up had arrived (the waiter was set) when the error came: the
     // primitive must pass on what that wake-up granted.
     bool woken = false;
+    // The waiter (set by park_in only), for cleanup after an error.
+    intrusive_ptr<waiter> w;
 };
 
 // The one suspension primitive: parks the current task on a new waiter at
@@ -262,8 +266,11 @@ public:
         : q_(&q), what_(what), unlink_(unlink) {}
     bool await_ready() const noexcept { return false; }
     void await_suspend(std::coroutine_handle<> h) { p_.suspend(*q_, h, what_); }
-    wait_outcome await_resume() noexcept { return p_.resume(unlink_); }
-    waiter& get() const noexcept { return p_.get(); }
+    wait_outcome await_resume() noexcept {
+        wait_outcome o = p_.resume(unlink_);
+        o.w = intrusive_ptr<waiter>(&p_.get());
+        return o;
+    }
 
 private:
     wait_queue* q_;
