@@ -21,15 +21,6 @@ constexpr const char* msg_running_close = "aclose(): asynchronous generator is a
 constexpr const char* msg_asend_just_started = "can't send non-None value to a just-started async generator";
 constexpr const char* msg_ag_ignored_exit = "async generator ignored GeneratorExit";
 
-bool is_generator_exit(const std::exception_ptr& e) {
-    try {
-        std::rethrow_exception(e);
-    } catch (const generator_exit&) {
-        return true;
-    } catch (...) {
-        return false;
-    }
-}
 
 // The finaliser's task (asyncio's create_task(agen.aclose())). The
 // reference is a parameter so that it is released, and the frame freed,
@@ -208,7 +199,7 @@ void asyncgen_op::finish_close() {
         throw runtime_error(msg_ag_ignored_exit);
     }
     if (std::exception_ptr e = std::exchange(g_->exception_, nullptr)) {
-        if (!is_generator_exit(e)) std::rethrow_exception(e);
+        if (!exception_is<generator_exit>(e)) std::rethrow_exception(e);
     }
 }
 

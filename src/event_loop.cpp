@@ -318,26 +318,23 @@ void event_loop::run_once() {
     }
 
     // Only what is ready now: callbacks scheduled by these wait their turn.
-    for (std::size_t n = ready_.size(); n > 0; --n) {
-        detail::ready_entry e = ready_.pop();
-        if (!debug_) {
-            try {
-                e.fn(e.a, e.b, true);
-            } catch (const keyboard_interrupt&) {
-                throw;
-            } catch (...) {
-                report_callback_error(e);
-            }
-            continue;
-        }
-        const auto t0 = clock::now();
+    auto run = [this](const detail::ready_entry& e) {
         try {
             e.fn(e.a, e.b, true);
         } catch (const keyboard_interrupt&) {
-            throw;
+            throw;  // as KeyboardInterrupt: out of the loop
         } catch (...) {
             report_callback_error(e);
         }
+    };
+    for (std::size_t n = ready_.size(); n > 0; --n) {
+        detail::ready_entry e = ready_.pop();
+        if (!debug_) {
+            run(e);
+            continue;
+        }
+        const auto t0 = clock::now();
+        run(e);
         const auto dt = clock::now() - t0;
         if (dt >= slow_callback_) {
             char buf[128];

@@ -25,16 +25,7 @@ std::string cancel_message(future_base& f) {
     return {};
 }
 
-bool is_cancellation(const std::exception_ptr& e) noexcept {
-    if (!e) return false;
-    try {
-        std::rethrow_exception(e);
-    } catch (const cancelled_error&) {
-        return true;
-    } catch (...) {
-        return false;
-    }
-}
+bool is_cancellation(const std::exception_ptr& e) noexcept { return exception_is<cancelled_error>(e); }
 
 gather_base::gather_base(event_loop& loop, bool return_exceptions)
     : future_base(loop), link_(intrusive_ptr<gather_link>::adopt(new gather_link(this))),

@@ -215,14 +215,7 @@ void task_base::complete() {
     std::exception_ptr e = std::move(root_frame_->exception_);
     root_frame_->exception_ = nullptr;
     if (e) {
-        bool is_cancel = false;
-        try {
-            std::rethrow_exception(e);
-        } catch (const cancelled_error&) {
-            is_cancel = true;
-        } catch (...) {
-        }
-        if (is_cancel) {
+        if (exception_is<cancelled_error>(e)) {
             exception_ = e;  // re-raised as is by result()
             state_ = fut_state::cancelled;
             finish();

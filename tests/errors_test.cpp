@@ -86,6 +86,18 @@ TEST(Errors, QueueErrorsSayWhatHappened) {
 
 std::exception_ptr ep(auto e) { return std::make_exception_ptr(e); }
 
+TEST(Errors, ExceptionIsIsIsinstance) {
+    EXPECT_TRUE(exception_is<value_error>(ep(value_error("v"))));
+    EXPECT_TRUE(exception_is<error>(ep(value_error("v"))));  // a base class
+    EXPECT_TRUE(exception_is<std::exception>(ep(value_error("v"))));
+    EXPECT_FALSE(exception_is<type_error>(ep(value_error("v"))));
+    EXPECT_TRUE(exception_is<base_exception>(ep(cancelled_error())));
+    EXPECT_FALSE(exception_is<std::exception>(ep(cancelled_error())));
+    EXPECT_FALSE(exception_is<value_error>(std::exception_ptr{}));
+    EXPECT_TRUE(exception_is<broken_barrier_error>(ep(broken_barrier_error("b"))));
+    EXPECT_TRUE(exception_is<runtime_error>(ep(broken_barrier_error("b"))));
+}
+
 TEST(ExceptionGroup, MessageCountsSubExceptions) {
     exception_group one("errors", {ep(value_error("a"))});
     EXPECT_STREQ(one.what(), "errors (1 sub-exception)");

@@ -132,6 +132,20 @@ public:
     queue_shut_down() : error("queue is shut down") {}
 };
 
+// isinstance(e, E) for an exception_ptr: true when e holds an E or
+// something derived from it; false for null.
+template <class E>
+bool exception_is(const std::exception_ptr& e) noexcept {
+    if (!e) return false;
+    try {
+        std::rethrow_exception(e);
+    } catch (const E&) {
+        return true;
+    } catch (...) {
+        return false;
+    }
+}
+
 // ExceptionGroup: a message and the exceptions it groups, in order. Groups
 // nest; split<E>() and subgroup<E>() keep the nesting, as `except*` does.
 class exception_group : public error {
@@ -187,13 +201,7 @@ public:
     // True when `e` holds an E (or something derived from it).
     template <class E>
     static bool matches(const std::exception_ptr& e) {
-        try {
-            std::rethrow_exception(e);
-        } catch (const E&) {
-            return true;
-        } catch (...) {
-            return false;
-        }
+        return exception_is<E>(e);
     }
 
 private:

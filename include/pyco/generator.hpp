@@ -170,7 +170,7 @@ public:
             std::rethrow_exception(e);
         }
         std::uint64_t token = 0;
-        if (n.child_ != nullptr && is_generator_exit(e)) {
+        if (n.child_ != nullptr && exception_is<generator_exit>(e)) {
             // CPython closes the sub-iterators, then throws into this one.
             token = detail::next_close_token();
             for (node* c = n.child_; c != nullptr; c = c->child_) c->closing_token_ = token;
@@ -205,7 +205,7 @@ public:
             n.exception_ = nullptr;
             // Usually the very generator_exit we sent comes back: compare
             // rather than rethrow, for a C++ throw costs about a microsecond.
-            if (e == exit || is_generator_exit(e)) return;
+            if (e == exit || exception_is<generator_exit>(e)) return;
             std::rethrow_exception(std::move(e));
         }
         if (n.value_ != nullptr) throw runtime_error(detail::msg_ignored_exit);
@@ -251,15 +251,6 @@ private:
 
     node& promise() const noexcept { return h_.promise(); }
 
-    static bool is_generator_exit(const std::exception_ptr& e) {
-        try {
-            std::rethrow_exception(e);
-        } catch (const generator_exit&) {
-            return true;
-        } catch (...) {
-            return false;
-        }
-    }
 
     static void check_not_running(const node& n) {
         if (n.chain_running()) throw value_error(detail::msg_already_executing);
