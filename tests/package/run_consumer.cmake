@@ -1,11 +1,29 @@
 # Builds and runs tests/package/consumer against this build of pyco.
-#   -DMODE=find_package|add_subdirectory -DPYCO_SOURCE_DIR= -DPYCO_BINARY_DIR=
+#   -DMODE=find_package|add_subdirectory|readme -DPYCO_SOURCE_DIR= -DPYCO_BINARY_DIR=
+# readme: the first ```cpp block of README.md is the program, built through
+# add_subdirectory, so the README's example cannot drift from the library.
 #   -DWORK_DIR= -DCXX= -DCXX_FLAGS= -DLINKER_FLAGS= -DBUILD_TYPE=
 file(REMOVE_RECURSE "${WORK_DIR}")
+set(main "${PYCO_SOURCE_DIR}/tests/package/consumer/main.cpp")
+if(MODE STREQUAL "readme")
+  file(READ "${PYCO_SOURCE_DIR}/README.md" readme)
+  string(FIND "${readme}" "```cpp\n" start)
+  if(start EQUAL -1)
+    message(FATAL_ERROR "README.md has no ```cpp block")
+  endif()
+  math(EXPR start "${start} + 7")
+  string(SUBSTRING "${readme}" ${start} -1 rest)
+  string(FIND "${rest}" "```" stop)
+  string(SUBSTRING "${rest}" 0 ${stop} code)
+  set(main "${WORK_DIR}/readme.cpp")
+  file(WRITE "${main}" "${code}")
+  set(MODE add_subdirectory)
+endif()
 set(args -G Ninja -S "${PYCO_SOURCE_DIR}/tests/package/consumer" -B "${WORK_DIR}/build"
   "-DCMAKE_CXX_COMPILER=${CXX}" "-DCMAKE_CXX_FLAGS=${CXX_FLAGS}"
   "-DCMAKE_EXE_LINKER_FLAGS=${LINKER_FLAGS}" "-DCMAKE_BUILD_TYPE=${BUILD_TYPE}"
-  "-DPYCO_CONSUMER_MODE=${MODE}" "-DPYCO_SOURCE_DIR=${PYCO_SOURCE_DIR}")
+  "-DPYCO_CONSUMER_MODE=${MODE}" "-DPYCO_SOURCE_DIR=${PYCO_SOURCE_DIR}"
+  "-DPYCO_CONSUMER_MAIN=${main}")
 if(MODE STREQUAL "find_package")
   execute_process(COMMAND "${CMAKE_COMMAND}" --install "${PYCO_BINARY_DIR}"
     --prefix "${WORK_DIR}/prefix" --config "${BUILD_TYPE}"
