@@ -256,7 +256,7 @@ void event_loop::clean_timers() {
     }
 }
 
-void event_loop::report_callback_error(const detail::ready_entry&) noexcept {
+void event_loop::report_callback_error() noexcept {
     // Internal entries (task steps, future callbacks): user handles report
     // their own errors in run_handle.
     call_exception_handler({"Exception in callback", std::current_exception(), {}, {}});
@@ -324,7 +324,7 @@ void event_loop::run_once() {
         } catch (const keyboard_interrupt&) {
             throw;  // as KeyboardInterrupt: out of the loop
         } catch (...) {
-            report_callback_error(e);
+            report_callback_error();
         }
     };
     for (std::size_t n = ready_.size(); n > 0; --n) {

@@ -51,7 +51,7 @@ std::string future_base::describe() const {
     return s + ">";
 }
 
-void future_base::check_pending(const char*) const {
+void future_base::check_pending() const {
     // CPython: InvalidStateError(f'{self._state}: {self!r}')
     if (done()) throw invalid_state_error(std::string(state_name()) + ": " + describe());
 }
@@ -77,7 +77,7 @@ bool future_base::cancel(std::string msg) {
 
 void future_base::set_exception(std::exception_ptr e) {
     if (!e) throw type_error("set_exception() needs an exception");
-    check_pending("set_exception");
+    check_pending();
     exception_ = std::move(e);
     state_ = fut_state::finished;
     log_traceback_ = true;

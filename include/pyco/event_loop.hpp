@@ -266,7 +266,7 @@ private:
     void run_once();
     void drain_inbox();
     [[noreturn]] static void throw_closed();
-    void report_callback_error(const detail::ready_entry& e) noexcept;
+    void report_callback_error() noexcept;
     void check_thread(const char* what) const;
     void check_closed() const;
     void timer_cancelled() noexcept { ++cancelled_timers_; }

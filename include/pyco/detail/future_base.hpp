@@ -75,7 +75,7 @@ protected:
     void destroy() noexcept override;
     // pending -> finished/cancelled; queues the callbacks.
     void finish();
-    void check_pending(const char* what) const;
+    void check_pending() const;
     [[noreturn]] void raise_cancelled() const;
     static std::exception_ptr make_cancel(std::string msg);
     const char* state_name() const noexcept;
@@ -100,7 +100,7 @@ public:
     using Base::Base;
     template <class U>
     void set_result(U&& v) {
-        this->check_pending("set_result");
+        this->check_pending();
         value_.emplace(std::forward<U>(v));
         this->finish();
     }
@@ -118,7 +118,7 @@ class with_result<void, Base> : public Base {
 public:
     using Base::Base;
     void set_result() {
-        this->check_pending("set_result");
+        this->check_pending();
         this->finish();
     }
     void result() { this->raise_if_failed(); }
