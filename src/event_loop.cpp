@@ -270,7 +270,7 @@ void event_loop::run_once() {
     if (!ready_.empty() || stopping_) {
         timeout = duration::zero();
     } else if (!timers_.empty()) {
-        timeout = std::max(duration::zero(), timers_.front().when - time());
+        timeout = std::max(duration::zero(), detail::saturating_sub(timers_.front().when, time()));
     }
 
     io_events_.clear();

@@ -5,6 +5,7 @@
 
 #include <gtest/gtest.h>
 
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -483,6 +484,45 @@ TEST(TaskCancelFix, UncancelToZeroWithdrawsAPendingCancel) {
         co_return co_await task;
     };
     EXPECT_EQ(pyco::run(main(), {.virtual_time = true}), 42);
+}
+
+// A sleep beyond the clock's range used to overflow into a deadline in the
+// past and return at once; CPython's sleep(1e300) just waits.
+TEST(Sleep, BeyondTheClockWaitsForEver) {
+    auto main = []() -> coroutine<void> {
+        auto years = pyco::create_task([]() -> coroutine<void> {
+            co_await pyco::sleep(std::chrono::years(300));
+        }());
+        auto forever = pyco::create_task([]() -> coroutine<void> {
+            co_await pyco::sleep(std::chrono::hours::max());
+        }());
+        auto huge = pyco::create_task([]() -> coroutine<void> {
+            co_await pyco::sleep(std::chrono::duration<double>(1e300));
+        }());
+        auto nan = pyco::create_task([]() -> coroutine<void> {
+            co_await pyco::sleep(std::chrono::duration<double>(std::numeric_limits<double>::quiet_NaN()));
+        }());
+        co_await pyco::sleep(1h);
+        EXPECT_FALSE(years.done());
+        EXPECT_FALSE(forever.done());
+        EXPECT_FALSE(huge.done());
+        EXPECT_FALSE(nan.done());
+        years.cancel();
+        forever.cancel();
+        huge.cancel();
+        nan.cancel();
+    };
+    pyco::run(main(), vt);
+}
+
+// ... and a sleep before the clock's beginning is a sleep(0).
+TEST(Sleep, FarNegativeIsAYield) {
+    auto main = []() -> coroutine<int> {
+        co_await pyco::sleep(std::chrono::hours::min());
+        co_await pyco::sleep(std::chrono::duration<double>(-1e300));
+        co_return 1;
+    };
+    EXPECT_EQ(pyco::run(main(), vt), 1);
 }
 
 }  // namespace

@@ -33,6 +33,7 @@
 #include <vector>
 
 #include <pyco/detail/intrusive.hpp>
+#include <pyco/detail/saturate.hpp>
 #include <pyco/detail/unique_fn.hpp>
 
 namespace pyco {
@@ -173,7 +174,8 @@ public:
     handle call_soon(std::function<void()> fn);
     template <class Rep, class Period>
     handle call_later(std::chrono::duration<Rep, Period> delay, std::function<void()> fn) {
-        return call_at(time() + std::chrono::ceil<duration>(delay), std::move(fn));
+        // A delay past the clock's range is the clock's end (detail/saturate.hpp).
+        return call_at(detail::saturating_add(time(), detail::saturating_ceil<duration>(delay)), std::move(fn));
     }
     handle call_at(time_point when, std::function<void()> fn);
     time_point time() const noexcept;
