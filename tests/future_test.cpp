@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -228,6 +229,112 @@ TEST(Future, LoopStoppedBeforeTheFutureCompleted) {
     } catch (const pyco::runtime_error& e) {
         EXPECT_STREQ(e.what(), "Event loop stopped before Future completed.");
     }
+}
+
+// ---- a future that outlives its loop ----------------------------------------
+// CPython: completing a future of a closed loop raises RuntimeError("Event
+// loop is closed") only when it has callbacks to schedule (call_soon
+// refuses); the future is done all the same, and its callbacks are dropped.
+
+std::string closed_error(auto&& f) {
+    try {
+        f();
+    } catch (const pyco::runtime_error& e) {
+        return e.what();
+    }
+    return "no error";
+}
+
+TEST(FutureLoopClosed, CompletingWithoutCallbacksIsFine) {
+    event_loop loop;
+    future<int> a(loop);
+    future<int> b(loop);
+    future<int> c(loop);
+    loop.close();
+    a.set_result(1);
+    EXPECT_EQ(a.result(), 1);
+    b.set_exception(pyco::value_error("v"));
+    EXPECT_THROW(b.result(), pyco::value_error);
+    EXPECT_TRUE(c.cancel());
+    EXPECT_TRUE(c.cancelled());
+}
+
+TEST(FutureLoopClosed, CompletingWithCallbacksRaisesAndFreesThem) {
+    auto token = std::make_shared<int>(0);
+    event_loop loop;
+    future<int> a(loop);
+    future<int> b(loop);
+    future<int> c(loop);
+    for (future<int>* f : {&a, &b, &c}) {
+        f->add_done_callback([token](future<int>&) { ADD_FAILURE() << "ran on a closed loop"; });
+        f->add_done_callback([token](future<int>&) { ADD_FAILURE() << "ran on a closed loop"; });
+    }
+    EXPECT_EQ(token.use_count(), 7);
+    loop.close();
+    EXPECT_EQ(closed_error([&] { a.set_result(1); }), "Event loop is closed");
+    EXPECT_EQ(a.result(), 1);  // done all the same, as in CPython
+    EXPECT_EQ(closed_error([&] { b.set_exception(pyco::value_error("v")); }), "Event loop is closed");
+    EXPECT_THROW(b.result(), pyco::value_error);
+    EXPECT_EQ(closed_error([&] { c.cancel(); }), "Event loop is closed");
+    EXPECT_TRUE(c.cancelled());
+    EXPECT_EQ(token.use_count(), 1);  // every callback freed, none queued for ever
+}
+
+TEST(FutureLoopClosed, AddingACallbackToADoneFutureRaises) {
+    auto token = std::make_shared<int>(0);
+    event_loop loop;
+    future<int> done(loop);
+    done.set_result(1);
+    future<int> pending(loop);
+    loop.close();
+    EXPECT_EQ(closed_error([&] { done.add_done_callback([token](future<int>&) {}); }), "Event loop is closed");
+    EXPECT_EQ(token.use_count(), 1);
+    pending.add_done_callback([token](future<int>&) {});  // pending: kept, as in CPython
+    EXPECT_EQ(token.use_count(), 2);
+    EXPECT_EQ(closed_error([&] { pending.set_result(2); }), "Event loop is closed");
+    EXPECT_EQ(token.use_count(), 1);
+}
+
+// Used to be a heap-use-after-free in future_base::finish (ASan).
+TEST(FutureLoopClosed, CompletingAfterTheLoopIsDestroyedIsSafe) {
+    auto token = std::make_shared<int>(0);
+    std::optional<future<int>> with_cb;
+    std::optional<future<int>> without_cb;
+    std::optional<future<int>> failed;
+    {
+        event_loop loop;
+        with_cb.emplace(loop);
+        without_cb.emplace(loop);
+        failed.emplace(loop);
+        with_cb->add_done_callback([token](future<int>&) {});
+    }
+    EXPECT_EQ(closed_error([&] { with_cb->set_result(1); }), "Event loop is closed");
+    EXPECT_EQ(token.use_count(), 1);
+    without_cb->set_result(2);
+    EXPECT_EQ(without_cb->result(), 2);
+    EXPECT_EQ(closed_error([&] { with_cb->add_done_callback([](future<int>&) {}); }), "Event loop is closed");
+    // A never-retrieved exception is still reported, with the loop gone.
+    failed->set_exception(pyco::value_error("lost"));
+    testing::internal::CaptureStderr();
+    failed.reset();
+    const std::string err = testing::internal::GetCapturedStderr();
+    EXPECT_NE(err.find("Future exception was never retrieved"), std::string::npos) << err;
+}
+
+TEST(FutureLoopClosed, ATaskOutlivingItsLoopCanStillBeUsed) {
+    pyco::task<int> t;
+    {
+        event_loop loop;
+        loop.set_exception_handler([](event_loop&, const pyco::exception_context&) {});
+        t = loop.create_task([]() -> pyco::coroutine<int> {
+            future<int> never(pyco::get_running_loop());
+            co_return co_await never;
+        }());
+        run_one(loop);
+    }
+    EXPECT_FALSE(t.done());
+    EXPECT_TRUE(t.cancel());
+    EXPECT_FALSE(t.done());
 }
 
 }  // namespace
