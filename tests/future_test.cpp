@@ -337,4 +337,81 @@ TEST(FutureLoopClosed, ATaskOutlivingItsLoopCanStillBeUsed) {
     EXPECT_FALSE(t.done());
 }
 
+// ---- a future of another loop -------------------------------------------------
+// CPython 3.12: RuntimeError("Task <Task pending name='Task-1' coro=<main()
+// running at x.py:7> ...> got Future <Future pending> attached to a different
+// loop"), and the task never waits on that future.
+
+TEST(FutureOtherLoop, AwaitingAPendingOneIsRefused) {
+    event_loop other;
+    future<int> foreign(other);
+    event_loop loop;
+    std::string error;
+    bool resumed_after = false;
+    auto t = loop.create_task([](future<int> f, std::string& err, bool& after) -> pyco::coroutine<void> {
+        try {
+            co_await f;
+            after = true;
+        } catch (const pyco::runtime_error& e) {
+            err = e.what();
+        }
+    }(foreign, error, resumed_after));
+    loop.run_until_complete(t);
+    const std::string prefix = "Task <Task pending name='" + t.get_name() + "' coro=<";
+    EXPECT_EQ(error.rfind(prefix, 0), 0u) << error;
+    const std::string suffix = "> got Future <Future pending> attached to a different loop";
+    ASSERT_GE(error.size(), suffix.size()) << error;
+    EXPECT_EQ(error.substr(error.size() - suffix.size()), suffix) << error;
+    // The other loop running later does not run the task.
+    foreign.set_result(1);
+    other.stop();
+    other.run_forever();
+    EXPECT_FALSE(resumed_after);
+}
+
+TEST(FutureOtherLoop, AwaitingADoneOneGivesItsResult) {  // as in CPython: no wait, no check
+    event_loop other;
+    future<int> foreign(other);
+    foreign.set_result(7);
+    event_loop loop;
+    EXPECT_EQ(loop.run_until_complete([](future<int> f) -> pyco::coroutine<int> { co_return co_await f; }(foreign)), 7);
+}
+
+TEST(FutureOtherLoop, ATaskOfAnotherLoopIsRefusedToo) {
+    event_loop other;
+    auto foreign = other.create_task([]() -> pyco::coroutine<int> { co_return 1; }());
+    event_loop loop;
+    auto body = [](pyco::task<int> f) -> pyco::coroutine<std::string> {
+        try {
+            co_await f;
+        } catch (const pyco::runtime_error& e) {
+            co_return e.what();
+        }
+        co_return "no error";
+    };
+    const std::string error = loop.run_until_complete(body(foreign));
+    EXPECT_NE(error.find("got Future <Task pending name='Task-1'"), std::string::npos) << error;
+    EXPECT_NE(error.find("attached to a different loop"), std::string::npos) << error;
+    EXPECT_EQ(other.run_until_complete(foreign), 1);
+}
+
+TEST(FutureOtherLoop, AFutureOfADestroyedLoopIsRefused) {
+    std::optional<future<int>> orphan;
+    {
+        event_loop gone;
+        orphan.emplace(gone);
+    }
+    event_loop loop;
+    auto body = [](future<int> f) -> pyco::coroutine<std::string> {
+        try {
+            co_await f;
+        } catch (const pyco::runtime_error& e) {
+            co_return e.what();
+        }
+        co_return "no error";
+    };
+    const std::string error = loop.run_until_complete(body(*orphan));
+    EXPECT_NE(error.find("got Future <Future pending> attached to a different loop"), std::string::npos) << error;
+}
+
 }  // namespace
