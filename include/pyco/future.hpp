@@ -49,7 +49,16 @@ public:
         task_->wait_on(*s_, h);
     }
     decltype(auto) await_resume() {
-        if (task_) task_->raise_throw_in();
+        if (task_) {
+            try {
+                task_->raise_throw_in();
+            } catch (...) {
+                // CPython's Task.__wakeup reads the future's result before
+                // the cancellation is thrown in: its exception is seen.
+                s_->mark_retrieved();
+                throw;
+            }
+        }
         if constexpr (!requires { s_->result(); }) {
             s_->raise_if_failed();  // an untyped task: wait, and raise
         } else {
