@@ -61,8 +61,9 @@ std::string future_base::describe() const {
 }
 
 void future_base::check_pending() const {
-    // CPython: InvalidStateError(f'{self._state}: {self!r}')
-    if (done()) throw invalid_state_error(std::string(state_name()) + ": " + describe());
+    // CPython's C Future (the one asyncio uses); the pure-Python one says
+    // f'{self._state}: {self!r}'.
+    if (done()) throw invalid_state_error("invalid state");
 }
 
 void future_base::raise_cancelled() const {

@@ -95,7 +95,7 @@ TEST(Future, ResultIsKept) {  // test_result
         f.set_result(1);
         FAIL();
     } catch (const pyco::invalid_state_error& e) {
-        EXPECT_EQ(std::string(e.what()).rfind("FINISHED: ", 0), 0u) << e.what();
+        EXPECT_STREQ(e.what(), "invalid state");  // CPython's C Future
     }
 }
 
@@ -229,6 +229,28 @@ TEST(Future, LoopStoppedBeforeTheFutureCompleted) {
     } catch (const pyco::runtime_error& e) {
         EXPECT_STREQ(e.what(), "Event loop stopped before Future completed.");
     }
+}
+
+// ---- CPython's C Future says "invalid state" --------------------------------
+
+TEST(Future, SettingADoneFutureSaysInvalidState) {
+    event_loop loop;
+    auto message = [](auto&& set) {
+        try {
+            set();
+        } catch (const pyco::invalid_state_error& e) {
+            return std::string(e.what());
+        }
+        return std::string("no error");
+    };
+    future<int> finished(loop);
+    finished.set_result(1);
+    EXPECT_EQ(message([&] { finished.set_result(2); }), "invalid state");
+    EXPECT_EQ(message([&] { finished.set_exception(pyco::value_error("v")); }), "invalid state");
+    future<void> cancelled(loop);
+    cancelled.cancel();
+    EXPECT_EQ(message([&] { cancelled.set_result(); }), "invalid state");
+    EXPECT_EQ(message([&] { cancelled.set_exception(pyco::value_error("v")); }), "invalid state");
 }
 
 // ---- a future that outlives its loop ----------------------------------------

@@ -1,7 +1,8 @@
 // pyco/detail/future_base.hpp — the untyped half of a future.
 //
 // States: pending -> finished (a result or an exception) or -> cancelled.
-// A future leaves pending once; every later set_* is invalid_state_error.
+// A future leaves pending once; every later set_* is invalid_state_error
+// ("invalid state", the message of CPython's C Future).
 //
 // Done callbacks never run inside set_result/set_exception/cancel: on
 // completion each is queued on the loop (asyncio's call_soon), in the order
