@@ -5,9 +5,10 @@ namespace pyco {
 namespace {
 
 std::string incomplete_read_message(std::size_t got, std::optional<std::size_t> expected) {
-    // CPython: f'{len(partial)} bytes read on a total of {expected!r} expected bytes'
+    // CPython: f'{len(partial)} bytes read on a total of {r_expected} expected bytes',
+    // r_expected being 'undefined' when expected is None.
     return std::to_string(got) + " bytes read on a total of " +
-           (expected ? std::to_string(*expected) : std::string("None")) + " expected bytes";
+           (expected ? std::to_string(*expected) : std::string("undefined")) + " expected bytes";
 }
 
 std::string group_message(const std::string& message, std::size_t n) {

@@ -85,6 +85,7 @@ event_loop::event_loop() : event_loop(loop_options{}) {}
 event_loop::event_loop(loop_options options)
     : backend_(detail::make_epoll_backend()),
       proxy_(std::make_shared<detail::loop_proxy>(backend_.get())),
+      anchor_(detail::intrusive_ptr<detail::loop_anchor>::adopt(new detail::loop_anchor(this))),
       virtual_time_(options.virtual_time),
       debug_(options.debug.value_or(detail::env_debug())) {
     if (virtual_time_) virtual_now_ = clock::now();
@@ -98,6 +99,7 @@ event_loop::~event_loop() {
         std::abort();
     }
     close();
+    anchor_->loop = nullptr;  // futures that outlive the loop see it gone
 }
 
 const char* event_loop::backend_name() const noexcept { return backend_ ? backend_->name() : "closed"; }
@@ -270,7 +272,7 @@ void event_loop::run_once() {
     if (!ready_.empty() || stopping_) {
         timeout = duration::zero();
     } else if (!timers_.empty()) {
-        timeout = std::max(duration::zero(), timers_.front().when - time());
+        timeout = std::max(duration::zero(), detail::saturating_sub(timers_.front().when, time()));
     }
 
     io_events_.clear();
@@ -381,6 +383,7 @@ void event_loop::close() {
     // they would unlink themselves from freed memory later.
     while (asyncgens_.linked()) asyncgens_.next->unlink();
     closed_ = true;
+    anchor_->closed = true;
     while (!ready_.empty()) {
         detail::ready_entry e = ready_.pop();
         e.fn(e.a, e.b, false);

@@ -1,14 +1,22 @@
 #include <pyco/detail/future_base.hpp>
 
+#include <utility>
+
 #include <pyco/unraisable.hpp>
 
 namespace pyco::detail {
 
 future_base::~future_base() {
     // Callbacks that never ran: free what they hold.
-    if (first_cb_.fn) first_cb_.fn(first_cb_.ctx, nullptr, false);
-    if (more_cbs_) {
-        for (const done_callback& cb : *more_cbs_) cb.fn(cb.ctx, nullptr, false);
+    drop_callbacks();
+}
+
+void future_base::drop_callbacks() noexcept {
+    const done_callback first = std::exchange(first_cb_, {});
+    std::unique_ptr<std::vector<done_callback>> more = std::move(more_cbs_);
+    if (first.fn) first.fn(first.ctx, nullptr, false);
+    if (more) {
+        for (const done_callback& cb : *more) cb.fn(cb.ctx, nullptr, false);
     }
 }
 
@@ -18,8 +26,9 @@ void future_base::destroy() noexcept {
             exception_context ctx{std::string(kind()) + " exception was never retrieved", exception_,
                                   describe(), {}};
             // The loop may be gone by now; use it only while it runs here.
-            if (running_loop() == loop_) {
-                loop_->call_exception_handler(ctx);
+            event_loop* loop = loop_.get();
+            if (loop != nullptr && running_loop() == loop) {
+                loop->call_exception_handler(ctx);
             } else {
                 print_exception_context(ctx);
             }
@@ -52,8 +61,9 @@ std::string future_base::describe() const {
 }
 
 void future_base::check_pending() const {
-    // CPython: InvalidStateError(f'{self._state}: {self!r}')
-    if (done()) throw invalid_state_error(std::string(state_name()) + ": " + describe());
+    // CPython's C Future (the one asyncio uses); the pure-Python one says
+    // f'{self._state}: {self!r}'.
+    if (done()) throw invalid_state_error("invalid state");
 }
 
 void future_base::raise_cancelled() const {
@@ -100,6 +110,12 @@ void future_base::raise_if_failed() {
 
 void future_base::finish() {
     if (state_ == fut_state::pending) state_ = fut_state::finished;
+    if (loop_.closed() && (first_cb_.fn || more_cbs_)) [[unlikely]] {
+        // CPython: call_soon raises, and every callback is dropped. Queued
+        // into a closed loop they would never run nor be freed.
+        drop_callbacks();
+        throw runtime_error("Event loop is closed");
+    }
     // Each queued callback owns a reference to this future.
     if (first_cb_.fn) {
         add_ref();
@@ -116,6 +132,8 @@ void future_base::finish() {
 }
 
 std::uint32_t future_base::add_callback(void (*fn)(void*, void*, bool), void* ctx) {
+    // ctx stays the caller's if this throws.
+    if (done() && loop_.closed()) throw runtime_error("Event loop is closed");
     const std::uint32_t id = ++next_cb_id_;
     if (done()) {
         add_ref();

@@ -13,8 +13,14 @@ void stop_loop_cb(void* loop, void* fut, bool run) {
 
 namespace detail {
 
+void check_can_run(event_loop& loop) {
+    if (loop.is_closed()) throw runtime_error("Event loop is closed");
+    if (loop.is_running()) throw runtime_error("This event loop is already running");
+    if (running_loop() != nullptr) throw runtime_error("Cannot run the event loop while another loop is running");
+}
+
 void run_until_done(event_loop& loop, future_base& f) {
-    if (&f.get_loop() != &loop) throw value_error("The future belongs to a different loop than the one specified");
+    if (f.loop_if_alive() != &loop) throw value_error("The future belongs to a different loop than the one specified");
     intrusive_ptr<future_base> keep(&f);
     const std::uint32_t id = f.add_callback(&stop_loop_cb, &loop);
     try {

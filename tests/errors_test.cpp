@@ -69,7 +69,15 @@ TEST(Errors, IncompleteReadKeepsPartialAndExpected) {
     EXPECT_STREQ(e.what(), "3 bytes read on a total of 10 expected bytes");
     incomplete_read_error eof("xy", std::nullopt);
     EXPECT_FALSE(eof.expected().has_value());
-    EXPECT_STREQ(eof.what(), "2 bytes read on a total of None expected bytes");
+    EXPECT_STREQ(eof.what(), "2 bytes read on a total of undefined expected bytes");
+}
+
+// str(asyncio.IncompleteReadError(b'ab', None)) in CPython 3.12.
+TEST(Errors, IncompleteReadWithoutExpectedSaysUndefined) {
+    EXPECT_STREQ(incomplete_read_error("ab", std::nullopt).what(),
+                 "2 bytes read on a total of undefined expected bytes");
+    EXPECT_STREQ(incomplete_read_error("", std::nullopt).what(),
+                 "0 bytes read on a total of undefined expected bytes");
 }
 
 TEST(Errors, LimitOverrunKeepsConsumed) {

@@ -5,9 +5,12 @@
 
 #include <unistd.h>
 
+#include <limits>
+#include <ratio>
 #include <string>
 #include <vector>
 
+#include <pyco/detail/saturate.hpp>
 #include <pyco/errors.hpp>
 #include <pyco/unraisable.hpp>
 
@@ -310,6 +313,100 @@ TEST(EventLoop, DebugFromEnvironment) {
     EXPECT_TRUE(on.get_debug());
     EXPECT_FALSE(off.get_debug());
     EXPECT_FALSE(unset.get_debug());
+}
+
+// ---- delays beyond the clock (detail/saturate.hpp) ----------------------
+
+TEST(Saturate, DelaysConvertExactlyOrClampToTheClocksRange) {
+    using ns = std::chrono::nanoseconds;
+    using pyco::detail::saturating_ceil;
+    using dsec = std::chrono::duration<double>;
+    using pico = std::chrono::duration<long long, std::pico>;
+    using years = std::chrono::years;
+    // In range: exact, rounded up.
+    EXPECT_EQ(saturating_ceil<ns>(5s), ns(5'000'000'000));
+    EXPECT_EQ(saturating_ceil<ns>(-1ms), ns(-1'000'000));
+    EXPECT_EQ(saturating_ceil<ns>(pico(1500)), ns(2));
+    EXPECT_EQ(saturating_ceil<ns>(pico(-1500)), ns(-1));
+    EXPECT_EQ(saturating_ceil<ns>(dsec(1.5e-9)), ns(2));
+    EXPECT_EQ(saturating_ceil<ns>(std::chrono::seconds(9'223'372'036)), ns(9'223'372'036'000'000'000));
+    EXPECT_EQ(saturating_ceil<ns>(ns::max()), ns::max());
+    EXPECT_EQ(saturating_ceil<ns>(ns::min()), ns::min());
+    EXPECT_EQ(saturating_ceil<ns>(years(292)), std::chrono::duration_cast<ns>(years(292)));
+    // Beyond: the clock's end (or its beginning).
+    EXPECT_EQ(saturating_ceil<ns>(std::chrono::seconds(9'223'372'037)), ns::max());
+    EXPECT_EQ(saturating_ceil<ns>(years(293)), ns::max());
+    EXPECT_EQ(saturating_ceil<ns>(std::chrono::seconds::max()), ns::max());
+    EXPECT_EQ(saturating_ceil<ns>(std::chrono::hours::max()), ns::max());
+    EXPECT_EQ(saturating_ceil<ns>(std::chrono::hours::min()), ns::min());
+    EXPECT_EQ(saturating_ceil<ns>(std::chrono::duration<unsigned long long>(~0ULL)), ns::max());
+    EXPECT_EQ(saturating_ceil<ns>(dsec(1e300)), ns::max());
+    EXPECT_EQ(saturating_ceil<ns>(dsec(-1e300)), ns::min());
+    EXPECT_EQ(saturating_ceil<ns>(dsec(std::numeric_limits<double>::infinity())), ns::max());
+    // NaN never comes due, as in CPython.
+    EXPECT_EQ(saturating_ceil<ns>(dsec(std::numeric_limits<double>::quiet_NaN())), ns::max());
+    // The edge itself: 2^63 ns is one past the end.
+    EXPECT_EQ(saturating_ceil<ns>(dsec(9223372036.854775808)), ns::max());
+    EXPECT_EQ(saturating_ceil<ns>(std::chrono::duration<long double, std::nano>(-9223372036854775808.0L)), ns::min());
+}
+
+TEST(Saturate, DeadlinesClampToTheClocksRange) {
+    using pyco::detail::saturating_add;
+    using pyco::detail::saturating_sub;
+    using tp = event_loop::time_point;
+    using d = event_loop::duration;
+    const tp now = std::chrono::steady_clock::now();
+    EXPECT_EQ(saturating_add(now, 1s), now + 1s);
+    EXPECT_EQ(saturating_add(now, d::max()), tp::max());
+    EXPECT_EQ(saturating_add(tp::max(), 1ns), tp::max());
+    EXPECT_EQ(saturating_add(now, d::min()), tp(now.time_since_epoch() + d::min()));
+    EXPECT_EQ(saturating_add(tp::min(), -1ns), tp::min());
+    EXPECT_EQ(saturating_sub(tp::max(), now), d::max() - now.time_since_epoch());
+    EXPECT_EQ(saturating_sub(tp::min(), now), d::min());
+    EXPECT_EQ(saturating_sub(tp::max(), tp::min()), d::max());
+    EXPECT_EQ(saturating_sub(now, now - 1s), 1s);
+}
+
+// A timer beyond the clock used to wrap to a deadline in the past and fire
+// at once.
+TEST(EventLoop, CallLaterBeyondTheClockNeverComesDue) {
+    event_loop loop({.virtual_time = true});
+    trace_t tr;
+    auto far = loop.call_later(std::chrono::nanoseconds::max(), [&] { tr.push_back("far"); });
+    auto farther = loop.call_later(std::chrono::hours::max(), [&] { tr.push_back("farther"); });
+    auto float_far = loop.call_later(std::chrono::duration<double>(1e300), [&] { tr.push_back("1e300"); });
+    loop.call_later(100ms, [&] {
+        tr.push_back("100ms");
+        loop.stop();
+    });
+    loop.run_forever();
+    EXPECT_EQ(tr, trace_t{"100ms"});
+    EXPECT_EQ(far.when(), event_loop::time_point::max());
+    EXPECT_EQ(farther.when(), event_loop::time_point::max());
+    EXPECT_EQ(float_far.when(), event_loop::time_point::max());
+}
+
+// ... and a deadline far in the past must not make the wait overflow.
+TEST(EventLoop, CallAtTheClocksBeginningRunsAtOnce) {
+    event_loop loop({.virtual_time = true});
+    trace_t tr;
+    loop.call_at(event_loop::time_point::min(), [&] { tr.push_back("min"); });
+    loop.call_later(std::chrono::hours::min(), [&] { tr.push_back("hours::min"); });
+    loop.call_later(1s, [&] { loop.stop(); });
+    loop.run_forever();
+    EXPECT_EQ(tr, (trace_t{"min", "hours::min"}));
+}
+
+// On real time the wrapped deadline left the loop asleep in epoll for about
+// 25 days: a 1 ms timer behind it never fired (this hung until ctest's
+// timeout before the fix).
+TEST(EventLoop, RealTimeLoopWithAnEndlessTimerStillRunsTheOthers) {
+    event_loop loop;
+    bool far = false;
+    loop.call_later(std::chrono::nanoseconds::max(), [&] { far = true; });
+    loop.call_later(1ms, [&] { loop.stop(); });
+    loop.run_forever();
+    EXPECT_FALSE(far);
 }
 
 TEST(EventLoop, BackendIsEpoll) {

@@ -472,4 +472,43 @@ TEST(Gather, FailureLeavesTheOtherChildrenRunning) {
     pyco::run(body(), vt);
 }
 
+// A task awaiting a gather, cancelled twice: the second cancel finds the
+// children already done, so it is thrown in when the gather's callback wakes
+// the task. CPython's Task.__wakeup reads the gather's result first, so its
+// cancelled_error counts as retrieved; pyco used to report "Future exception
+// was never retrieved" for it.
+TEST(GatherCancel, CancellingTheAwaitingTaskTwiceReportsNothing) {
+    std::vector<std::string> msgs;
+    testing::internal::CaptureStderr();
+    {
+        pyco::event_loop loop(vt);
+        loop.set_exception_handler(
+            [&](pyco::event_loop&, const pyco::exception_context& c) { msgs.push_back(c.message); });
+        auto main = []() -> coroutine<bool> {
+            auto outer = pyco::create_task([]() -> coroutine<void> {
+                auto a = pyco::create_task(value_after(1s, 1));
+                auto b = pyco::create_task(value_after(1s, 2));
+                co_await pyco::gather(a, b);
+            }());
+            co_await pyco::sleep(0s);
+            outer.cancel();
+            co_await pyco::sleep(0s);  // the children finish cancelling
+            outer.cancel();
+            bool cancelled = false;
+            try {
+                co_await outer;
+            } catch (const pyco::cancelled_error&) {
+                cancelled = true;
+            }
+            co_await run_briefly();
+            co_return cancelled;
+        };
+        EXPECT_TRUE(loop.run_until_complete(main()));
+        loop.close();
+    }
+    const std::string err = testing::internal::GetCapturedStderr();
+    EXPECT_TRUE(msgs.empty()) << msgs.front();
+    EXPECT_EQ(err, "");
+}
+
 }  // namespace

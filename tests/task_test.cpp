@@ -5,6 +5,8 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -483,6 +485,118 @@ TEST(TaskCancelFix, UncancelToZeroWithdrawsAPendingCancel) {
         co_return co_await task;
     };
     EXPECT_EQ(pyco::run(main(), {.virtual_time = true}), 42);
+}
+
+// A sleep beyond the clock's range used to overflow into a deadline in the
+// past and return at once; CPython's sleep(1e300) just waits.
+TEST(Sleep, BeyondTheClockWaitsForEver) {
+    auto main = []() -> coroutine<void> {
+        auto years = pyco::create_task([]() -> coroutine<void> {
+            co_await pyco::sleep(std::chrono::years(300));
+        }());
+        auto forever = pyco::create_task([]() -> coroutine<void> {
+            co_await pyco::sleep(std::chrono::hours::max());
+        }());
+        auto huge = pyco::create_task([]() -> coroutine<void> {
+            co_await pyco::sleep(std::chrono::duration<double>(1e300));
+        }());
+        auto nan = pyco::create_task([]() -> coroutine<void> {
+            co_await pyco::sleep(std::chrono::duration<double>(std::numeric_limits<double>::quiet_NaN()));
+        }());
+        co_await pyco::sleep(1h);
+        EXPECT_FALSE(years.done());
+        EXPECT_FALSE(forever.done());
+        EXPECT_FALSE(huge.done());
+        EXPECT_FALSE(nan.done());
+        years.cancel();
+        forever.cancel();
+        huge.cancel();
+        nan.cancel();
+    };
+    pyco::run(main(), vt);
+}
+
+// ... and a sleep before the clock's beginning is a sleep(0).
+TEST(Sleep, FarNegativeIsAYield) {
+    auto main = []() -> coroutine<int> {
+        co_await pyco::sleep(std::chrono::hours::min());
+        co_await pyco::sleep(std::chrono::duration<double>(-1e300));
+        co_return 1;
+    };
+    EXPECT_EQ(pyco::run(main(), vt), 1);
+}
+
+// CPython checks run_until_complete's preconditions before it wraps the
+// coroutine in a task; pyco made the task first, and the refused run left
+// it to be reported as "Task was destroyed but it is pending!".
+TEST(RunUntilComplete, RefusedInsideAnotherLoopLeavesNoPendingTask) {
+    std::vector<std::string> msgs;
+    auto main = [](std::vector<std::string>& m) -> coroutine<std::string> {
+        std::string error;
+        {
+            event_loop inner;
+            inner.set_exception_handler(
+                [&](event_loop&, const pyco::exception_context& c) { m.push_back(c.message); });
+            try {
+                inner.run_until_complete([]() -> coroutine<int> { co_return 1; }());
+            } catch (const pyco::runtime_error& e) {
+                error = e.what();
+            }
+            EXPECT_TRUE(pyco::all_tasks(inner).empty());
+        }
+        co_return error;
+    };
+    EXPECT_EQ(pyco::run(main(msgs), vt), "Cannot run the event loop while another loop is running");
+    EXPECT_EQ(std::count(msgs.begin(), msgs.end(), "Task was destroyed but it is pending!"), 0);
+}
+
+TEST(RunUntilComplete, RefusedOnAClosedOrRunningLoop) {
+    event_loop loop;
+    loop.close();
+    try {
+        loop.run_until_complete([]() -> coroutine<int> { co_return 1; }());
+        ADD_FAILURE();
+    } catch (const pyco::runtime_error& e) {
+        EXPECT_STREQ(e.what(), "Event loop is closed");
+    }
+    event_loop running;
+    std::string error;
+    running.call_soon([&] {
+        try {
+            running.run_until_complete([]() -> coroutine<int> { co_return 1; }());
+        } catch (const pyco::runtime_error& e) {
+            error = e.what();
+        }
+        running.stop();
+    });
+    running.run_forever();
+    EXPECT_EQ(error, "This event loop is already running");
+    EXPECT_TRUE(pyco::all_tasks(running).empty());
+}
+
+// The task run_until_complete made is the caller's only through the result:
+// when the run is interrupted after the task failed, its exception is not
+// left to be reported as never retrieved (CPython consumes it too).
+TEST(RunUntilComplete, InterruptedAfterTheTaskFailedReportsNothing) {
+    testing::internal::CaptureStderr();
+    {
+        event_loop loop;
+        bool interrupted = false;
+        auto fails = [](event_loop& l) -> coroutine<int> {
+            // Runs in the same iteration as the callback below.
+            l.call_soon([] { throw pyco::keyboard_interrupt(); });
+            throw pyco::value_error("failed");
+            co_return 0;
+        };
+        try {
+            loop.run_until_complete(fails(loop));
+        } catch (const pyco::keyboard_interrupt&) {
+            interrupted = true;
+        }
+        EXPECT_TRUE(interrupted);
+    }
+    const std::string err = testing::internal::GetCapturedStderr();
+    EXPECT_EQ(err, "");
 }
 
 }  // namespace

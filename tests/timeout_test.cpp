@@ -587,4 +587,25 @@ TEST(Timeout, ADestroyedTimeoutLeavesNoTimerBehind) {
     EXPECT_TRUE(pyco::run(main(), vt));
 }
 
+// timeout(nanoseconds::max()) used to overflow into a deadline in the past
+// and expire at once; CPython's timeout(1e300) just never expires.
+TEST(Timeout, DelayBeyondTheClockNeverExpires) {
+    auto main = []() -> coroutine<void> {
+        timeout a(std::chrono::nanoseconds::max());
+        timeout b(std::chrono::seconds::max());
+        timeout c(std::chrono::duration<double>(1e300));
+        EXPECT_EQ(a.when(), pyco::event_loop::time_point::max());
+        EXPECT_EQ(b.when(), pyco::event_loop::time_point::max());
+        EXPECT_EQ(c.when(), pyco::event_loop::time_point::max());
+        auto body = [](timeout&) -> coroutine<void> { co_await pyco::sleep(1h); };
+        co_await pyco::async_with(a, body);
+        co_await pyco::async_with(b, body);
+        co_await pyco::async_with(c, body);
+        EXPECT_FALSE(a.expired());
+        EXPECT_FALSE(b.expired());
+        EXPECT_FALSE(c.expired());
+    };
+    pyco::run(main(), vt);
+}
+
 }  // namespace

@@ -685,4 +685,34 @@ TEST(AsCompleted, DroppedEarlyLeavesTheFuturesAlone) {
     pyco::run(body(), vt);
 }
 
+// A timeout beyond the clock's range used to overflow into the past and time
+// out at once; CPython's wait_for(aw, 1e300) just waits.
+TEST(WaitFor, TimeoutBeyondTheClockJustWaits) {
+    auto main = []() -> coroutine<int> {
+        int a = co_await pyco::wait_for(value_after(1h, 1), std::chrono::seconds::max());
+        int b = co_await pyco::wait_for(value_after(1h, 2), std::chrono::nanoseconds::max());
+        int c = co_await pyco::wait_for(value_after(1h, 3), std::chrono::duration<double>(1e300));
+        co_return a + b + c;
+    };
+    EXPECT_EQ(pyco::run(main(), vt), 6);
+}
+
+TEST(Wait, TimeoutBeyondTheClockJustWaits) {
+    auto main = []() -> coroutine<std::size_t> {
+        std::vector<task<int>> fs{pyco::create_task(value_after(1h, 1))};
+        auto r = co_await pyco::wait(fs, std::chrono::hours::max());
+        co_return r.done.size();
+    };
+    EXPECT_EQ(pyco::run(main(), vt), 1u);
+}
+
+TEST(AsCompleted, TimeoutBeyondTheClockJustWaits) {
+    auto main = []() -> coroutine<int> {
+        std::vector<task<int>> fs{pyco::create_task(value_after(1h, 5))};
+        auto cs = pyco::as_completed(fs, std::chrono::seconds::max());
+        co_return co_await std::move(cs.front());
+    };
+    EXPECT_EQ(pyco::run(main(), vt), 5);
+}
+
 }  // namespace

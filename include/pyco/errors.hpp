@@ -96,6 +96,8 @@ public:
 
 // asyncio.IncompleteReadError: EOF came before `expected` bytes (or, with no
 // expected count, before the separator). The bytes read so far are kept.
+// what(): "2 bytes read on a total of 5 expected bytes", and "... of
+// undefined expected bytes" without a count (CPython's str()).
 class incomplete_read_error : public error {
 public:
     incomplete_read_error(std::string partial, std::optional<std::size_t> expected);

@@ -33,6 +33,7 @@
 #include <vector>
 
 #include <pyco/detail/intrusive.hpp>
+#include <pyco/detail/saturate.hpp>
 #include <pyco/detail/unique_fn.hpp>
 
 namespace pyco {
@@ -117,6 +118,17 @@ private:
     std::atomic<bool> pending_{false};
 };
 
+// What a future keeps of its loop, since a future may outlive it: the
+// loop's address while the loop exists, and whether it has closed. The loop
+// holds one reference and clears `loop` when destroyed; each future holds
+// one (a plain count: loop thread only). After close() a future refuses to
+// queue its callbacks ("Event loop is closed"), as CPython's call_soon does.
+struct loop_anchor final : refcounted {
+    explicit loop_anchor(event_loop* l) noexcept : loop(l) {}
+    event_loop* loop;     // null once the loop is destroyed
+    bool closed = false;  // set by close(): nothing more may be queued
+};
+
 struct timer_entry {
     std::chrono::steady_clock::time_point when;
     std::uint64_t seq;  // FIFO among equal times
@@ -173,7 +185,8 @@ public:
     handle call_soon(std::function<void()> fn);
     template <class Rep, class Period>
     handle call_later(std::chrono::duration<Rep, Period> delay, std::function<void()> fn) {
-        return call_at(time() + std::chrono::ceil<duration>(delay), std::move(fn));
+        // A delay past the clock's range is the clock's end (detail/saturate.hpp).
+        return call_at(detail::saturating_add(time(), detail::saturating_ceil<duration>(delay)), std::move(fn));
     }
     handle call_at(time_point when, std::function<void()> fn);
     time_point time() const noexcept;
@@ -260,6 +273,8 @@ public:
     // themselves in (asyncio's _asyncgens) for shutdown_asyncgens().
     detail::list_link& live_asyncgens() noexcept { return asyncgens_; }
     std::uint64_t next_task_id() noexcept { return ++task_counter_; }
+    // What futures hold of this loop (see loop_anchor).
+    detail::loop_anchor* anchor() const noexcept { return anchor_.get(); }
 
 private:
     friend class handle;
@@ -288,6 +303,7 @@ private:
     std::vector<detail::io_event> io_events_;
     std::unique_ptr<detail::io_backend> backend_;
     std::shared_ptr<detail::loop_proxy> proxy_;
+    detail::intrusive_ptr<detail::loop_anchor> anchor_;
     std::unique_ptr<executor> default_executor_;
     struct signal_state;
     std::unique_ptr<signal_state> signals_;

@@ -8,7 +8,10 @@
 // wake-up, through a done callback), then gives the result or raises its
 // exception, or cancelled_error if it was cancelled. Cancelling the task
 // while it waits cancels the future. Awaiting outside a task is a
-// runtime_error.
+// runtime_error, and so is awaiting a pending future of another loop (or of
+// a destroyed one): CPython's "Task ... got Future ... attached to a
+// different loop", raised at the co_await (CPython raises it one loop
+// iteration later, from the task's next step).
 #pragma once
 
 #include <coroutine>
@@ -38,10 +41,24 @@ public:
         if (static_cast<future_base*>(s_) == task_) {
             throw runtime_error("Task cannot await on itself: " + task_->describe());
         }
+        if (s_->loop_if_alive() != &task_->get_loop()) [[unlikely]] {
+            // Its callback would wake the task from the other loop.
+            throw runtime_error("Task " + task_->describe() + " got Future " + s_->describe() +
+                                " attached to a different loop");
+        }
         task_->wait_on(*s_, h);
     }
     decltype(auto) await_resume() {
-        if (task_) task_->raise_throw_in();
+        if (task_) {
+            try {
+                task_->raise_throw_in();
+            } catch (...) {
+                // CPython's Task.__wakeup reads the future's result before
+                // the cancellation is thrown in: its exception is seen.
+                s_->mark_retrieved();
+                throw;
+            }
+        }
         if constexpr (!requires { s_->result(); }) {
             s_->raise_if_failed();  // an untyped task: wait, and raise
         } else {

@@ -2,8 +2,11 @@
 //
 // sleep(0s) (or less) yields to the loop once: the task's next step is
 // queued behind what is ready now. A longer sleep parks the task on a
-// future that a timer completes. Cancel safety: cancelling a sleeping task
-// cancels the sleep (and its timer) and raises cancelled_error from it.
+// future that a timer completes. A delay too long for the clock
+// (hours::max(), a double of 1e300, NaN) waits until the clock's end, i.e.
+// for ever, as CPython's sleep(1e300) does (detail/saturate.hpp).
+// Cancel safety: cancelling a sleeping task cancels the sleep (and its
+// timer) and raises cancelled_error from it.
 // Awaitable inside a task only.
 #pragma once
 
@@ -35,7 +38,7 @@ private:
 
 template <class Rep, class Period>
 sleep_awaiter sleep(std::chrono::duration<Rep, Period> d) noexcept {
-    return sleep_awaiter(std::chrono::ceil<event_loop::duration>(d));
+    return sleep_awaiter(detail::saturating_ceil<event_loop::duration>(d));
 }
 
 }  // namespace pyco

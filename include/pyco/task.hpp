@@ -168,7 +168,11 @@ std::vector<any_task> all_tasks(event_loop& loop);
 
 namespace detail {
 void run_until_done(event_loop& loop, future_base& f);
-}
+// run_until_complete's checks, made before a coroutine becomes a task
+// (CPython's _check_closed and _check_running): a refused run leaves no
+// task behind to be reported as "destroyed but pending".
+void check_can_run(event_loop& loop);
+}  // namespace detail
 
 template <class T>
 T event_loop::run_until_complete(future<T> f) {
@@ -192,7 +196,21 @@ T event_loop::run_until_complete(task<T> t) {
 
 template <class T>
 T event_loop::run_until_complete(coroutine<T> c) {
-    return run_until_complete(pyco::create_task(*this, std::move(c)));
+    detail::check_can_run(*this);
+    task<T> t = pyco::create_task(*this, std::move(c));
+    try {
+        detail::run_until_done(*this, *t.base());
+    } catch (...) {
+        // The caller never sees this task: what it raised is not left to be
+        // reported as never retrieved (CPython does the same).
+        if (t.done() && !t.cancelled()) t.exception();
+        throw;
+    }
+    if constexpr (std::is_void_v<T>) {
+        t.result();
+    } else {
+        return std::move(t.result());
+    }
 }
 
 template <class T>

@@ -8,8 +8,10 @@
 //
 // `pyco::timeout` is both asyncio.timeout(delay) (constructed from a
 // duration: the deadline is the running loop's time() + delay, fixed at
-// construction as in CPython) and the asyncio.Timeout class (constructed from
-// a time point, or std::nullopt for "never"); pyco::timeout_at(when) is
+// construction as in CPython; a delay beyond the clock's range gives
+// time_point::max(), which never comes) and the asyncio.Timeout class
+// (constructed from a time point, or std::nullopt for "never");
+// pyco::timeout_at(when) is
 // asyncio.timeout_at. aenter() gives the body a reference to the timeout, so
 // the body can reschedule() it, ask when() and expired().
 //
@@ -51,7 +53,8 @@ public:
     // asyncio.timeout(delay): needs a running loop (for its time()).
     template <class Rep, class Period>
     explicit timeout(std::chrono::duration<Rep, Period> delay)
-        : timeout(std::optional<time_point>(get_running_loop().time() + std::chrono::ceil<duration>(delay))) {}
+        : timeout(std::optional<time_point>(
+              detail::saturating_add(get_running_loop().time(), detail::saturating_ceil<duration>(delay)))) {}
     // asyncio.Timeout(when): an absolute deadline, or std::nullopt (never).
     explicit timeout(std::optional<time_point> when) noexcept : when_(when) {}
 

@@ -250,7 +250,7 @@ template <detail::wait_range R, class Rep, class Period>
 coroutine<wait_result<std::remove_cvref_t<std::ranges::range_reference_t<R>>>> wait(
     R&& fs, std::chrono::duration<Rep, Period> timeout, return_when when = all_completed) {
     return detail::wait_impl(detail::collect_handles(std::forward<R>(fs)),
-                             std::chrono::ceil<event_loop::duration>(timeout), when);
+                             detail::saturating_ceil<event_loop::duration>(timeout), when);
 }
 
 // 3.12 refuses coroutines ("Passing coroutines is forbidden, use tasks
@@ -266,7 +266,7 @@ coroutine<detail::await_value_t<A>> wait_for(A&& aw, std::chrono::duration<Rep, 
     static_assert(!is_coroutine_v<std::remove_cvref_t<A>> || !std::is_lvalue_reference_v<A>,
                   "a coroutine runs once: pass it as an rvalue (std::move or a call)");
     return detail::wait_for_impl<std::remove_cvref_t<A>>(std::forward<A>(aw),
-                                                         std::chrono::ceil<event_loop::duration>(timeout));
+                                                         detail::saturating_ceil<event_loop::duration>(timeout));
 }
 
 // asyncio.wait_for(aw, None): no timeout.
@@ -287,7 +287,7 @@ auto as_completed(R&& aws) {
 // asyncio.as_completed(fs, timeout=...)
 template <detail::as_completed_range R, class Rep, class Period>
 auto as_completed(R&& aws, std::chrono::duration<Rep, Period> timeout) {
-    return detail::as_completed_impl(std::forward<R>(aws), std::chrono::ceil<event_loop::duration>(timeout));
+    return detail::as_completed_impl(std::forward<R>(aws), detail::saturating_ceil<event_loop::duration>(timeout));
 }
 
 }  // namespace pyco

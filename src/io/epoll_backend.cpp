@@ -1,6 +1,7 @@
 // The epoll backend. An eventfd, registered like any fd, makes wakeup()
 // interrupt epoll_wait; its reads never reach the loop.
 #include <pyco/detail/io_backend.hpp>
+#include <pyco/detail/saturate.hpp>
 
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
@@ -65,7 +66,9 @@ public:
         int ms = -1;
         if (timeout) {
             // Round up, as CPython does: waking early only spins the loop.
-            auto t = std::chrono::ceil<std::chrono::milliseconds>(*timeout).count();
+            // Longer waits are cut at epoll's limit (about 24.8 days); the
+            // loop then waits again.
+            auto t = saturating_ceil<std::chrono::milliseconds>(*timeout).count();
             ms = t <= 0 ? 0 : t > 0x7fffffff ? 0x7fffffff : static_cast<int>(t);
         }
         epoll_event events[256];

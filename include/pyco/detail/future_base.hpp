@@ -1,7 +1,8 @@
 // pyco/detail/future_base.hpp — the untyped half of a future.
 //
 // States: pending -> finished (a result or an exception) or -> cancelled.
-// A future leaves pending once; every later set_* is invalid_state_error.
+// A future leaves pending once; every later set_* is invalid_state_error
+// ("invalid state", the message of CPython's C Future).
 //
 // Done callbacks never run inside set_result/set_exception/cancel: on
 // completion each is queued on the loop (asyncio's call_soon), in the order
@@ -15,6 +16,14 @@
 // A future whose exception nobody retrieved (result() or exception()) says
 // so when it dies, through the loop's exception handler if that loop is
 // running, else pyco's default handler.
+//
+// A future may outlive its loop's close() and even the loop itself: it
+// holds the loop's anchor (event_loop.hpp), not the loop. Completing it
+// then changes its state and, if it has callbacks, frees them and raises
+// runtime_error("Event loop is closed"), as CPython's call_soon does;
+// without callbacks it is no error (CPython again). Adding a callback to a
+// done future of a closed loop raises the same. get_loop() needs the loop
+// to exist.
 //
 // Thread rule: loop thread only.
 #pragma once
@@ -43,11 +52,30 @@ struct done_callback {
     std::uint32_t id = 0;
 };
 
+// A future's hold on its loop: `->` reaches the loop, which the caller
+// knows to exist (it runs, or it is the running loop's own machinery).
+class loop_ref {
+public:
+    explicit loop_ref(event_loop& loop) noexcept : a_(loop.anchor()) { a_->add_ref(); }
+    loop_ref(const loop_ref&) = delete;
+    loop_ref& operator=(const loop_ref&) = delete;
+    ~loop_ref() { a_->release(); }
+    event_loop* operator->() const noexcept { return a_->loop; }
+    // The loop, or null once it is destroyed.
+    event_loop* get() const noexcept { return a_->loop; }
+    bool closed() const noexcept { return a_->closed; }
+
+private:
+    loop_anchor* a_;
+};
+
 class future_base : public refcounted {
 public:
-    explicit future_base(event_loop& loop) noexcept : loop_(&loop) {}
+    explicit future_base(event_loop& loop) noexcept : loop_(loop) {}
 
-    event_loop& get_loop() const noexcept { return *loop_; }
+    event_loop& get_loop() const noexcept { return *loop_.get(); }
+    // The loop, or null once it is destroyed.
+    event_loop* loop_if_alive() const noexcept { return loop_.get(); }
     bool done() const noexcept { return state_ != fut_state::pending; }
     bool cancelled() const noexcept { return state_ == fut_state::cancelled; }
 
@@ -73,15 +101,18 @@ protected:
     ~future_base() override;
     // Reports a never-retrieved exception while the object is still whole.
     void destroy() noexcept override;
-    // pending -> finished/cancelled; queues the callbacks.
+    // pending -> finished/cancelled; queues the callbacks (runtime_error,
+    // callbacks freed, if the loop is closed).
     void finish();
     void check_pending() const;
+    // Frees every callback without running it.
+    void drop_callbacks() noexcept;
     [[noreturn]] void raise_cancelled() const;
     static std::exception_ptr make_cancel(std::string msg);
     const char* state_name() const noexcept;
     virtual const char* kind() const noexcept { return "Future"; }
 
-    event_loop* loop_;
+    loop_ref loop_;
     // finished: the exception, if any. cancelled: the cancelled_error to
     // raise (null: a plain one). pending (tasks): a requested cancellation's.
     std::exception_ptr exception_;
