@@ -50,10 +50,10 @@ public:
 
     // asyncio.timeout(delay): needs a running loop (for its time()).
     template <class Rep, class Period>
-    explicit timeout(std::chrono::duration<Rep, Period> delay)
+    [[nodiscard]] explicit timeout(std::chrono::duration<Rep, Period> delay)
         : timeout(std::optional<time_point>(get_running_loop().time() + std::chrono::ceil<duration>(delay))) {}
     // asyncio.Timeout(when): an absolute deadline, or std::nullopt (never).
-    explicit timeout(std::optional<time_point> when) noexcept : when_(when) {}
+    [[nodiscard]] explicit timeout(std::optional<time_point> when) noexcept : when_(when) {}
 
     timeout(const timeout&) = delete;
     timeout& operator=(const timeout&) = delete;
@@ -88,6 +88,6 @@ private:
 };
 
 // asyncio.timeout_at(when): no loop needed until it is entered.
-inline timeout timeout_at(std::optional<event_loop::time_point> when) noexcept { return timeout(when); }
+[[nodiscard]] inline timeout timeout_at(std::optional<event_loop::time_point> when) noexcept { return timeout(when); }
 
 }  // namespace pyco
