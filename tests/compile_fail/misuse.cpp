@@ -40,6 +40,7 @@ pyco::coroutine<void> misuse() {
     pyco::as_completed(tasks);                       // CASE as_completed
     pyco::timeout(1s);                               // CASE timeout_temporary
     pyco::timeout_at(std::nullopt);                  // CASE timeout_at
+    tg.exit();                                       // CASE task_group_exit
     tg.aexit(nullptr);                               // CASE task_group_aexit
     pyco::async_with(tg, named_body);                // CASE async_with
     lk.acquire();                                    // CASE lock_acquire
