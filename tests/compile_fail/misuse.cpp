@@ -1,7 +1,7 @@
 // Misuses the compiler must refuse. Compiled without PYCO_MISUSE, the file
 // must build; with it, every line marked "CASE <name>" must draw its own
-// diagnostic (check.cmake). Each is a forgotten co_await, or a thrown-away
-// awaitable or guard.
+// diagnostic (check.cmake). Each is a forgotten co_await, a thrown-away
+// awaitable or guard, or (GCC 12) a lambda GCC would destroy twice.
 #include <pyco/pyco.hpp>
 
 #include <optional>
@@ -59,6 +59,13 @@ pyco::coroutine<void> misuse() {
     pyco::get_running_loop().create_future<int>();   // CASE create_future
 #if defined(__clang__)  // GCC does not warn about a discarded co_await result
     co_await lk.scoped();                            // CASE guard_dropped
+#endif
+#if defined(__GNUC__) && !defined(__clang__) && __GNUC__ <= 12
+    // GCC 12 would destroy these closures twice (their std::string capture:
+    // a double free); async_with and wait_for refuse them.
+    std::string tag = "x";
+    co_await pyco::async_with(tg, [tag](pyco::task_group&) -> pyco::coroutine<void> { co_return; });  // CASE async_with_inline_lambda
+    co_await cv.wait_for([tag] { return !tag.empty(); });  // CASE wait_for_inline_lambda
 #endif
 #endif
     co_await tk;
