@@ -1,15 +1,65 @@
 #include <pyco/coroutine.hpp>
 
 #include <string>
+#include <string_view>
 
 namespace pyco::detail {
 
+namespace {
+
+// The coroutine's name as a reader knows it, from the compiler's
+// signature: "pyco::coroutine<int> {anonymous}::ns::f(int) const" -> "ns::f".
+// A lambda keeps the compiler's spelling ("main()::<lambda(int)>").
+std::string coroutine_name(std::string_view s) {
+    // Template arguments spelled out after the signature.
+    if (auto with = s.find(" [with "); with != std::string_view::npos) s = s.substr(0, with);
+    if (!s.empty() && s.back() == ']') {
+        if (auto b = s.rfind(" ["); b != std::string_view::npos) s = s.substr(0, b);
+    }
+    // Qualifiers after the parameter list.
+    for (std::string_view q : {" const", " volatile", " &&", " &", " noexcept"}) {
+        while (s.size() > q.size() && s.substr(s.size() - q.size()) == q) s.remove_suffix(q.size());
+    }
+    // The parameter list: from the last ')' back to its '('.
+    if (!s.empty() && s.back() == ')') {
+        int depth = 0;
+        for (std::size_t i = s.size(); i-- > 0;) {
+            if (s[i] == ')') ++depth;
+            if (s[i] == '(' && --depth == 0) {
+                s = s.substr(0, i);
+                break;
+            }
+        }
+    }
+    // The return type: up to the last space outside brackets.
+    int depth = 0;
+    std::size_t start = 0;
+    for (std::size_t i = 0; i < s.size(); ++i) {
+        const char c = s[i];
+        if (c == '<' || c == '(' || c == '{') ++depth;
+        if (c == '>' || c == ')' || c == '}') --depth;
+        if (c == ' ' && depth == 0) start = i + 1;
+    }
+    std::string name(s.substr(start));
+    for (std::string_view anon : {"{anonymous}::", "(anonymous namespace)::"}) {
+        for (auto at = name.find(anon); at != std::string::npos; at = name.find(anon)) name.erase(at, anon.size());
+    }
+    return name;
+}
+
+}  // namespace
+
 void warn_never_awaited(const std::source_location& where) noexcept {
     try {
-        // CPython: RuntimeWarning: coroutine 'f' was never awaited
-        log_warning(std::string("RuntimeWarning: coroutine '") + where.function_name() +
-                    "' was never awaited\nCoroutine defined at " + where.file_name() + ":" +
-                    std::to_string(where.line()));
+        // CPython: RuntimeWarning: coroutine 'f' was never awaited — always;
+        // its debug mode adds where the coroutine was created.
+        std::string text = "RuntimeWarning: coroutine '" + coroutine_name(where.function_name()) +
+                           "' was never awaited";
+        if (debug_enabled()) {
+            text += "\nCoroutine defined at " + std::string(where.file_name()) + ":" + std::to_string(where.line()) +
+                    " (" + where.function_name() + ")";
+        }
+        log_warning(text);
     } catch (...) {
     }
 }

@@ -1,12 +1,21 @@
 #include <pyco/task_group.hpp>
 
+#include <exception>
+#include <string>
+
 #include <pyco/errors.hpp>
 
 namespace pyco {
 
 task_group::~task_group() {
+    // Entered, never exited, and destroyed by the parent itself: its scope
+    // was left without awaiting exit() (see the header).
+    if (entered_ && !exiting_ && parent_ && detail::task_base::current() == parent_.base()) {
+        report_not_exited();
+    }
     // Reached with tasks only if aexit() never finished (the parent's frame
-    // was destroyed, as a closing loop does to a pending task).
+    // was destroyed, as a closing loop does to a pending task, or the scope
+    // was left without exit()).
     while (tasks_.linked()) {
         auto* m = static_cast<member*>(tasks_.next);
         m->unlink();
@@ -16,6 +25,27 @@ task_group::~task_group() {
             m->group = nullptr;  // the callback is queued: it frees m
         }
     }
+}
+
+void task_group::report_not_exited() noexcept {
+    const bool unwinding = std::uncaught_exceptions() > 0;
+    try {
+        std::string what = "TaskGroup " + describe() + " was destroyed without its exit() being awaited";
+        what += unwinding ? " (an exception left its scope: catch it and pass it to exit())"
+                          : " (co_await tg.exit() ends its scope)";
+        // Nobody will wait for them now: stop them, as an exception in the
+        // body would have.
+        abort();
+        if (size_ > 0) what += "; its tasks were cancelled";
+        loop_->call_exception_handler(
+            {std::move(what), errors_.empty() ? nullptr : errors_.front(), parent_.describe(), {}});
+    } catch (...) {
+    }
+}
+
+coroutine<void> task_group::exit(std::exception_ptr body_error) {
+    co_await aexit(body_error);
+    if (body_error) std::rethrow_exception(body_error);
 }
 
 std::string task_group::describe() const {

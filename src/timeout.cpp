@@ -1,6 +1,8 @@
 #include <pyco/timeout.hpp>
 
 #include <cstdio>
+#include <exception>
+#include <string>
 
 #include <pyco/errors.hpp>
 
@@ -10,6 +12,25 @@ timeout::~timeout() {
     // A frame destroyed mid-body (an abandoned task) must not leave a timer
     // that would cancel whatever the task has become.
     timer_.cancel();
+    // Entered, never exited, and destroyed by its task itself: its scope
+    // was left without exit() (see the header).
+    if ((state_ == state::active || state_ == state::expiring) && task_ &&
+        detail::task_base::current() == task_.base()) {
+        report_not_exited();
+    }
+}
+
+void timeout::report_not_exited() noexcept {
+    const bool unwinding = std::uncaught_exceptions() > 0;
+    try {
+        std::string what = "Timeout " + describe() + " was destroyed without its exit() being called";
+        what += unwinding ? " (an exception left its scope: catch it and pass it to exit())"
+                          : " (t.exit() ends its scope)";
+        // Our cancel() must not stay counted against the task.
+        if (state_ == state::expiring) task_.uncancel();
+        task_.get_loop().call_exception_handler({std::move(what), nullptr, task_.describe(), {}});
+    } catch (...) {
+    }
 }
 
 const char* timeout::state_name(state s) noexcept {

@@ -8,6 +8,7 @@
 #include <gtest/gtest.h>
 
 #include <exception>
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -338,6 +339,43 @@ TEST(AsyncWithFix, AReferenceFromAenterReachesTheBody) {
         co_return seen == &cm && cm.uses == 1;
     };
     EXPECT_TRUE(pyco::run(main()));
+}
+
+// A body written inline is fine when it captures by reference only: its
+// closure has nothing to destroy, which is all GCC 12 gets wrong.
+TEST(AsyncWith, AReferenceCapturingBodyMayBeWrittenInline) {
+    trace_t tr;
+    auto main = [&]() -> coroutine<void> {
+        traced_cm cm{tr};
+        co_await pyco::async_with(cm, [&](int x) -> coroutine<void> {
+            tr.push_back("body " + std::to_string(x));
+            co_return;
+        });
+    };
+    pyco::run(main());
+    EXPECT_EQ(tr, (trace_t{"enter", "body 7", "exit none"}));
+}
+
+// What async_with (and condition::wait_for) refuse on GCC 12: an rvalue
+// closure with a destructor — the one GCC destroys twice when it is made in
+// the co_await expression. tests/compile_fail checks the refusal itself.
+TEST(AsyncWith, TheGcc12RefusalIsForValueCapturingTemporariesOnly) {
+    std::string s = "x";
+    auto by_value = [s]() -> coroutine<void> { co_return; };
+    auto by_ref = [&s]() -> coroutine<void> { co_return; };
+    using value_closure = decltype(by_value);
+    using ref_closure = decltype(by_ref);
+    using fn = std::function<coroutine<void>()>;
+    constexpr bool gcc12 =
+#if defined(__GNUC__) && !defined(__clang__) && __GNUC__ <= 12
+        true;
+#else
+        false;
+#endif
+    EXPECT_EQ(pyco::detail::gcc12_destroys_twice_v<value_closure>, gcc12);  // rvalue
+    EXPECT_FALSE(pyco::detail::gcc12_destroys_twice_v<value_closure&>);     // named
+    EXPECT_FALSE(pyco::detail::gcc12_destroys_twice_v<ref_closure>);        // nothing to destroy
+    EXPECT_FALSE(pyco::detail::gcc12_destroys_twice_v<fn>);                 // has a constructor
 }
 
 }  // namespace

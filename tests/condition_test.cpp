@@ -416,4 +416,56 @@ TEST(Condition, NotifyRacingACancellationIsNotLost) {
     }
 }
 
+// The everyday form, no lambda around the body: the guard holds the lock
+// across wait_for (which gives it up while waiting and takes it back), and
+// releases it at the end of its scope.
+TEST(Condition, ScopedGuardHoldsTheLockAroundWaitFor) {
+    pyco::condition cv;
+    std::vector<int> items;
+    int consumed = -1;
+    auto consumer = [](pyco::condition& c, std::vector<int>& its, int& out) -> coroutine<void> {
+        auto held = co_await c.scoped();
+        auto ready = [&] { return !its.empty(); };
+        co_await c.wait_for(ready);
+        EXPECT_TRUE(c.locked());
+        out = its.back();
+        its.pop_back();
+    };
+    auto body = [&]() -> coroutine<void> {
+        auto t = pyco::create_task(consumer(cv, items, consumed));
+        co_await pyco::sleep(0s);
+        EXPECT_FALSE(cv.locked());  // the consumer waits, without the lock
+        {
+            auto held = co_await cv.scoped();
+            items.push_back(7);
+            cv.notify();
+        }
+        co_await t;
+        EXPECT_FALSE(cv.locked());
+    };
+    pyco::run(body(), vt);
+    EXPECT_EQ(consumed, 7);
+}
+
+// wait_for takes a predicate written inline when it captures by reference
+// (GCC 12 refuses, at compile time, only one that captures by value
+// something with a destructor: tests/compile_fail).
+TEST(Condition, WaitForTakesAnInlineReferenceCapturingPredicate) {
+    pyco::condition cv;
+    bool ready = false;
+    auto body = [&]() -> coroutine<void> {
+        auto setter = [](pyco::condition& c, bool& r) -> coroutine<void> {
+            auto held = co_await c.scoped();
+            r = true;
+            c.notify_all();
+        };
+        auto t = pyco::create_task(setter(cv, ready));
+        auto held = co_await cv.scoped();
+        const bool seen = co_await cv.wait_for([&] { return ready; });
+        EXPECT_TRUE(seen);
+        co_await t;
+    };
+    pyco::run(body(), vt);
+}
+
 }  // namespace

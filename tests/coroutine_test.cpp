@@ -8,6 +8,7 @@
 
 #include <pyco/run.hpp>
 #include <pyco/sleep.hpp>
+#include <pyco/task.hpp>
 
 namespace {
 
@@ -23,12 +24,14 @@ TEST(Coroutine, IsLazy) {
         r = true;
         co_return;
     };
+    testing::internal::CaptureStderr();
     {
         auto c = body(ran);
         EXPECT_FALSE(ran);
         EXPECT_FALSE(c.done());
     }
     EXPECT_FALSE(ran);
+    EXPECT_NE(testing::internal::GetCapturedStderr().find("was never awaited"), std::string::npos);
 }
 
 TEST(Coroutine, AwaitingRunsItInlineAndGivesItsResult) {
@@ -97,22 +100,50 @@ TEST(Coroutine, DeepRecursionOfAwaits) {
     EXPECT_EQ(pyco::run(chain(100'000)), 100'000);
 }
 
-TEST(Coroutine, NeverAwaitedIsReportedInDebugMode) {
-    auto forgotten = []() -> coroutine<int> { co_return 1; };
-    auto main_coro = [](auto mk) -> coroutine<void> {
-        { auto c = mk(); }
+coroutine<int> forgotten() { co_return 1; }
+
+// CPython warns always ("RuntimeWarning: coroutine 'f' was never awaited");
+// its debug mode only adds where the coroutine came from.
+TEST(Coroutine, NeverAwaitedIsReportedAlwaysWithWhereInDebugMode) {
+    auto main_coro = []() -> coroutine<void> {
+        { auto c = forgotten(); }
         co_return;
     };
     testing::internal::CaptureStderr();
-    pyco::run(main_coro(forgotten), {.debug = true});
+    pyco::run(main_coro(), {.debug = false});
     std::string err = testing::internal::GetCapturedStderr();
-    EXPECT_NE(err.find("was never awaited"), std::string::npos) << err;
-    EXPECT_NE(err.find("coroutine_test.cpp"), std::string::npos) << err;
+    EXPECT_NE(err.find("RuntimeWarning: coroutine 'forgotten' was never awaited\n"), std::string::npos) << err;
+    EXPECT_EQ(err.find("coroutine_test.cpp"), std::string::npos) << err;
 
     testing::internal::CaptureStderr();
-    pyco::run(main_coro(forgotten), {.debug = false});
+    pyco::run(main_coro(), {.debug = true});
     err = testing::internal::GetCapturedStderr();
-    EXPECT_EQ(err.find("was never awaited"), std::string::npos) << err;
+    EXPECT_NE(err.find("RuntimeWarning: coroutine 'forgotten' was never awaited\nCoroutine defined at "),
+              std::string::npos)
+        << err;
+    EXPECT_NE(err.find("coroutine_test.cpp"), std::string::npos) << err;
+}
+
+TEST(Coroutine, NeverAwaitedIsReportedOutsideALoopToo) {
+    testing::internal::CaptureStderr();
+    { auto c = forgotten(); }
+    const std::string err = testing::internal::GetCapturedStderr();
+    EXPECT_NE(err.find("coroutine 'forgotten' was never awaited"), std::string::npos) << err;
+}
+
+TEST(Coroutine, AwaitedTaskedOrMovedFromCoroutinesAreNotReported) {
+    auto main_coro = []() -> coroutine<void> {
+        co_await forgotten();
+        auto t = pyco::create_task(forgotten());
+        auto moved = forgotten();
+        auto into = std::move(moved);
+        co_await into;
+        co_await t;
+    };
+    testing::internal::CaptureStderr();
+    pyco::run(main_coro(), {.debug = true});
+    const std::string err = testing::internal::GetCapturedStderr();
+    EXPECT_EQ(err.find("never awaited"), std::string::npos) << err;
 }
 
 // An awaiter that knows nothing of pyco: it hands its handle to a loop

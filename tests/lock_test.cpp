@@ -349,4 +349,36 @@ TEST(Lock, UsedFromTwoLoopsIsARuntimeError) {
     loop2.run_until_complete(second());
 }
 
+// The everyday form of `async with lock:`, no lambda: a guard released at
+// the end of its scope. A task cancelled while it waits for its guard gets
+// none and releases nothing; a moved guard releases once, by its new owner.
+TEST(Lock, ScopedGuardIsOnlyMadeForTheTaskThatGotTheLock) {
+    pyco::lock l;
+    bool got = false;
+    auto waiter = [](pyco::lock& lk, bool& g) -> coroutine<void> {
+        auto held = co_await lk.scoped();
+        g = true;
+    };
+    auto body = [&]() -> coroutine<void> {
+        auto mine = co_await l.scoped();
+        auto t = pyco::create_task(waiter(l, got));
+        co_await pyco::sleep(0s);
+        EXPECT_EQ(l.waiters(), 1u);
+        t.cancel();
+        EXPECT_THROW(co_await t, pyco::cancelled_error);
+        EXPECT_FALSE(got);
+        EXPECT_TRUE(l.locked());  // still ours
+        {
+            auto moved = std::move(mine);
+            EXPECT_FALSE(mine.owns());
+            EXPECT_TRUE(moved.owns());
+        }
+        EXPECT_FALSE(l.locked());
+        auto again = co_await l.scoped();  // free again, and `mine` owns nothing
+        EXPECT_TRUE(again.owns());
+    };
+    pyco::run(body(), vt);
+    EXPECT_FALSE(l.locked());
+}
+
 }  // namespace

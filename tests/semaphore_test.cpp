@@ -5,6 +5,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <string>
 #include <vector>
 
@@ -406,6 +407,60 @@ TEST(Semaphore, PermitsAreConservedUnderCancellations) {
     pyco::run(body(), vt);
     EXPECT_EQ(max_inside, 3);
     EXPECT_EQ(inside, 0);
+}
+
+// The everyday form of `async with sem:`: guards bound the concurrency and
+// give every permit back, whichever way their scope ends.
+TEST(Semaphore, ScopedGuardsBoundTheConcurrencyAndGiveEveryPermitBack) {
+    pyco::semaphore sem(3);
+    int inside = 0;
+    int max_inside = 0;
+    auto worker = [](pyco::semaphore& s, int& in, int& mx, int i) -> coroutine<void> {
+        auto held = co_await s.scoped();
+        ++in;
+        mx = std::max(mx, in);
+        co_await pyco::sleep(std::chrono::milliseconds(1 + i % 3));
+        --in;
+        if (i % 4 == 0) throw pyco::value_error("worker");
+    };
+    auto body = [&]() -> coroutine<void> {
+        std::vector<pyco::task<void>> ts;
+        for (int i = 0; i < 12; ++i) ts.push_back(pyco::create_task(worker(sem, inside, max_inside, i)));
+        int failed = 0;
+        for (auto& t : ts) {
+            try {
+                co_await t;
+            } catch (const pyco::value_error&) {
+                ++failed;
+            }
+        }
+        EXPECT_EQ(failed, 3);
+    };
+    pyco::run(body(), vt);
+    EXPECT_EQ(max_inside, 3);
+    EXPECT_EQ(sem.value(), 3);
+}
+
+// A bounded semaphore's guard releases through the bounded release(), and
+// only once: an early release() leaves nothing for its end of scope.
+TEST(BoundedSemaphore, ScopedGuardReleasesOnceWithinTheBound) {
+    pyco::bounded_semaphore s(1);
+    auto body = [&]() -> coroutine<void> {
+        {
+            auto held = co_await s.scoped();
+            EXPECT_EQ(s.value(), 0);
+            held.release();
+            EXPECT_EQ(s.value(), 1);
+        }  // nothing more: a second release would be value_error
+        EXPECT_EQ(s.value(), 1);
+        try {
+            auto held = co_await s.scoped();
+            throw pyco::type_error("body");
+        } catch (const pyco::type_error&) {
+        }
+        EXPECT_EQ(s.value(), 1);
+    };
+    pyco::run(body(), vt);
 }
 
 }  // namespace

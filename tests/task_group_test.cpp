@@ -811,28 +811,200 @@ TEST(TaskGroup, AnOuterCancelDuringAFailureIsNotLost) {
     pyco::run(main(), vt);
 }
 
-// (pyco) A group destroyed without aexit (its frame went away) detaches
-// from its tasks: they run on, and a failure no longer reaches the group or
-// cancels the parent; nobody retrieved it, so it is reported.
-TEST(TaskGroup, ADestroyedGroupDetachesFromItsTasks) {
-    std::vector<std::string> msgs;
-    auto main = [&]() -> coroutine<void> {
-        pyco::get_running_loop().set_exception_handler(
-            [&](pyco::event_loop&, const pyco::exception_context& c) { msgs.push_back(c.message); });
-        pyco::task<void> child;
-        {
-            task_group g;
-            g.aenter();
-            child = g.create_task(fail_after(10ms));
-        }  // gone, never exited
-        co_await pyco::sleep(20ms);
-        EXPECT_TRUE(child.done());
+// --- The scoped form: enter() / exit(err), no lambda --------------------
+
+// test_taskgroup_01, scoped
+TEST(TaskGroup, ScopedFormWaitsForItsTasks) {
+    auto main = []() -> coroutine<void> {
+        const auto t0 = pyco::get_running_loop().time();
+        task_group tg;
+        tg.enter();
+        auto t1 = tg.create_task(value_after(100ms, 42));
+        auto t2 = tg.create_task(value_after(200ms, 11));
+        co_await tg.exit();
+        EXPECT_EQ(pyco::get_running_loop().time() - t0, 200ms);
+        EXPECT_EQ(t1.result(), 42);
+        EXPECT_EQ(t2.result(), 11);
+        EXPECT_EQ(tg.describe(), "<TaskGroup entered>");
+        EXPECT_EQ(runtime_message([&] { tg.create_task(value_after(0ms, 1)); }),
+                  "TaskGroup <TaskGroup entered> is finished");
+    };
+    pyco::run(main(), vt);
+}
+
+// test_taskgroup_04, scoped: the failing child cancels the parent at its
+// co_await in the body; the try hands that to exit(), which turns it into
+// the group of the child's error, and uncancels the parent.
+TEST(TaskGroup, ScopedFormRaisesTheGroupOfAFailingChild) {
+    auto main = []() -> coroutine<void> {
+        const auto t0 = pyco::get_running_loop().time();
+        task_group tg;
+        bool body_cancelled = false;
+        pyco::task<int> slow;
+        tg.enter();
+        std::exception_ptr err;
+        try {
+            slow = tg.create_task(value_after(1s, 1));
+            tg.create_task(fail_after(100ms, "child"));
+            co_await pyco::sleep(10s);
+        } catch (const pyco::cancelled_error&) {
+            body_cancelled = true;
+            err = std::current_exception();
+        }
+        EXPECT_TRUE(body_cancelled);
+        exception_group eg = co_await expect_group(tg.exit(err));
+        EXPECT_EQ(error_types(eg), strings{"value_error"});
+        EXPECT_TRUE(slow.cancelled());
         EXPECT_EQ(pyco::current_task().cancelling(), 0);
-        child = {};  // the last handle: the failure was never retrieved
+        EXPECT_EQ(pyco::get_running_loop().time() - t0, 100ms);
+    };
+    pyco::run(main(), vt);
+}
+
+// test_taskgroup_08-ish, scoped: the body's own error cancels the children
+// and comes out last in the group, as async with's __aexit__ makes it.
+TEST(TaskGroup, ScopedFormPutsTheBodysErrorInTheGroup) {
+    auto main = []() -> coroutine<void> {
+        task_group tg;
+        tg.enter();
+        pyco::task<int> child;
+        std::exception_ptr err;
+        try {
+            child = tg.create_task(value_after(1s, 1));
+            co_await pyco::sleep(10ms);
+            throw pyco::type_error("body");
+        } catch (...) {
+            err = std::current_exception();
+        }
+        exception_group eg = co_await expect_group(tg.exit(err));
+        EXPECT_EQ(error_types(eg), strings{"type_error"});
+        EXPECT_TRUE(child.cancelled());
+    };
+    pyco::run(main(), vt);
+}
+
+// test_taskgroup_11-ish, scoped: a cancellation of the parent from outside
+// cancels the children and comes out of exit() as cancelled_error.
+TEST(TaskGroup, ScopedFormPassesAnOuterCancellationOn) {
+    auto inner = []() -> coroutine<void> {
+        task_group tg;
+        tg.enter();
+        std::exception_ptr err;
+        try {
+            tg.create_task(value_after(1s, 1));
+            co_await pyco::sleep(10s);
+        } catch (...) {
+            err = std::current_exception();
+        }
+        co_await tg.exit(err);
+    };
+    auto main = [&]() -> coroutine<void> {
+        auto t = pyco::create_task(inner());
+        co_await pyco::sleep(100ms);
+        t.cancel();
+        EXPECT_THROW(co_await t, pyco::cancelled_error);
+        EXPECT_TRUE(t.cancelled());
+    };
+    pyco::run(main(), vt);
+}
+
+// exit() is async with's exit: when nothing went wrong it raises nothing,
+// and any body exception comes back out of it.
+TEST(TaskGroup, ScopedFormWithNoTasksAndNoErrorIsQuiet) {
+    auto main = []() -> coroutine<void> {
+        task_group tg;
+        tg.enter();
+        co_await tg.exit(nullptr);
+        EXPECT_EQ(tg.describe(), "<TaskGroup entered>");
+    };
+    pyco::run(main(), vt);
+}
+
+// --- Leaving the scope without exit() ------------------------------------
+
+struct handler_log {
+    std::vector<std::string> messages;
+    std::vector<std::string> futures;
+    void install() {
+        pyco::get_running_loop().set_exception_handler(
+            [this](pyco::event_loop&, const pyco::exception_context& c) {
+                messages.push_back(c.message);
+                futures.push_back(c.future);
+            });
+    }
+};
+
+// Forgotten exit(): reported, and the children that are left are
+// cancelled (no one waits for them any more).
+TEST(TaskGroup, ForgettingExitIsReportedAndCancelsTheTasks) {
+    handler_log log;
+    auto main = [&]() -> coroutine<void> {
+        log.install();
+        pyco::task<int> child;
+        {
+            task_group tg;
+            tg.enter();
+            child = tg.create_task(value_after(10ms, 1));
+        }  // no co_await tg.exit()
+        co_await pyco::sleep(0s);
+        EXPECT_TRUE(child.cancelled());
+        EXPECT_EQ(pyco::current_task().cancelling(), 0);
+    };
+    pyco::run(main(), vt);
+    ASSERT_EQ(log.messages.size(), 1u);
+    EXPECT_EQ(log.messages[0],
+              "TaskGroup <TaskGroup tasks=1 entered> was destroyed without its exit() being awaited "
+              "(co_await tg.exit() ends its scope); its tasks were cancelled");
+    EXPECT_NE(log.futures[0].find("<Task pending name='Task-1'"), std::string::npos) << log.futures[0];
+}
+
+// The classic slip: no try around a body that awaits, so the
+// cancelled_error a failing child sends the parent leaves the scope.
+TEST(TaskGroup, AnExceptionLeavingTheScopeIsReported) {
+    handler_log log;
+    auto inner = []() -> coroutine<void> {
+        task_group tg;
+        tg.enter();
+        tg.create_task(fail_after(10ms, "child"));
+        tg.create_task(value_after(1s, 1));
+        co_await pyco::sleep(10s);  // cancelled by the failing child
+        co_await tg.exit();         // never reached
+    };
+    auto main = [&]() -> coroutine<void> {
+        log.install();
+        auto t = pyco::create_task(inner());
+        EXPECT_THROW(co_await t, pyco::cancelled_error);
         co_await pyco::sleep(0s);
     };
     pyco::run(main(), vt);
-    EXPECT_EQ(msgs, std::vector<std::string>{"Task exception was never retrieved"});
+    ASSERT_EQ(log.messages.size(), 1u);
+    EXPECT_EQ(log.messages[0],
+              "TaskGroup <TaskGroup tasks=1 errors=1 cancelling> was destroyed without its exit() being awaited "
+              "(an exception left its scope: catch it and pass it to exit()); its tasks were cancelled");
+}
+
+// A group whose parent task is abandoned (the loop closes with it
+// pending) is not the user's slip: only the tasks are reported.
+TEST(TaskGroup, AnAbandonedGroupIsNotReported) {
+    std::vector<std::string> messages;
+    {
+        pyco::event_loop loop({.virtual_time = true});
+        loop.set_exception_handler(
+            [&](pyco::event_loop&, const pyco::exception_context& c) { messages.push_back(c.message); });
+        auto parent = []() -> coroutine<void> {
+            task_group tg;
+            tg.enter();
+            tg.create_task(value_after(1h, 1));
+            co_await pyco::sleep(1h);
+            co_await tg.exit();
+        };
+        auto t = loop.create_task(parent());
+        loop.call_later(1s, [&] { loop.stop(); });
+        loop.run_forever();
+        loop.close();
+    }
+    for (const auto& m : messages) EXPECT_EQ(m, "Task was destroyed but it is pending!");
+    EXPECT_EQ(messages.size(), 2u);
 }
 
 }  // namespace

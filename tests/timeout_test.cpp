@@ -13,6 +13,7 @@
 #include <exception>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include <pyco/async_with.hpp>
 #include <pyco/run.hpp>
@@ -573,18 +574,163 @@ TEST(Timeout, ARelativeTimeoutNeedsARunningLoop) {
     EXPECT_EQ(at.describe(), "<Timeout [created]>");
 }
 
-// (pyco) A timeout destroyed while entered (its frame went away without
-// aexit) takes its timer along: the task is not cancelled later.
-TEST(Timeout, ADestroyedTimeoutLeavesNoTimerBehind) {
-    auto main = []() -> coroutine<bool> {
+// --- The scoped form: enter() / exit(err), no lambda --------------------
+
+// test_timeout_basic, scoped: the expiry reaches the body as cancelled_error;
+// exit() turns it into timeout_error and takes its cancel() back.
+TEST(Timeout, ScopedFormTurnsTheExpiryIntoTimeoutError) {
+    auto main = []() -> coroutine<void> {
+        const auto t0 = now();
+        timeout t(10ms);
+        t.enter();
+        std::exception_ptr err;
+        bool body_cancelled = false;
+        try {
+            co_await pyco::sleep(10s);
+        } catch (const pyco::cancelled_error&) {
+            body_cancelled = true;
+            err = std::current_exception();
+        }
+        EXPECT_TRUE(body_cancelled);
+        EXPECT_THROW(t.exit(err), pyco::timeout_error);
+        EXPECT_TRUE(t.expired());
+        EXPECT_EQ(now() - t0, 10ms);
+        EXPECT_EQ(pyco::current_task().cancelling(), 0);
+        co_await pyco::sleep(1ms);  // not cancelled any more
+    };
+    pyco::run(main(), vt);
+}
+
+// A body that ends in time: exit() raises nothing; a body error comes back
+// out of exit() unchanged, as through async with.
+TEST(Timeout, ScopedFormLetsAFastBodyAndItsErrorsThrough) {
+    auto main = []() -> coroutine<void> {
+        timeout t(1s);
+        t.enter();
+        co_await pyco::sleep(10ms);
+        t.exit();
+        EXPECT_FALSE(t.expired());
+        EXPECT_EQ(t.describe(), "<Timeout [finished]>");
+
+        timeout u(1s);
+        u.enter();
+        std::exception_ptr err;
+        try {
+            co_await pyco::sleep(10ms);
+            throw pyco::value_error("body");
+        } catch (...) {
+            err = std::current_exception();
+        }
+        EXPECT_THROW(u.exit(err), pyco::value_error);
+        co_await pyco::sleep(2s);  // its timer is gone
+    };
+    pyco::run(main(), vt);
+}
+
+// test_nested_timeouts, scoped: each exit() converts only its own expiry.
+TEST(Timeout, ScopedFormNestedOnlyTheOneThatExpiredConverts) {
+    auto main = []() -> coroutine<void> {
+        timeout outer(10ms);
+        outer.enter();
+        std::exception_ptr outer_err;
+        try {
+            timeout inner(1s);
+            inner.enter();
+            std::exception_ptr inner_err;
+            try {
+                co_await pyco::sleep(10s);
+            } catch (...) {
+                inner_err = std::current_exception();
+            }
+            inner.exit(inner_err);  // not its expiry: cancelled_error again
+        } catch (...) {
+            outer_err = std::current_exception();
+        }
+        EXPECT_TRUE(pyco::exception_group::matches<pyco::cancelled_error>(outer_err));
+        EXPECT_THROW(outer.exit(outer_err), pyco::timeout_error);
+    };
+    pyco::run(main(), vt);
+}
+
+// --- Leaving the scope without exit() ------------------------------------
+
+struct handler_log {
+    std::vector<std::string> messages;
+    void install() {
+        pyco::get_running_loop().set_exception_handler(
+            [this](pyco::event_loop&, const pyco::exception_context& c) { messages.push_back(c.message); });
+    }
+};
+
+// A timeout destroyed while entered takes its timer along (the task is not
+// cancelled later), and, destroyed by its own task, reports the slip.
+TEST(Timeout, ForgettingExitIsReportedAndLeavesNoTimerBehind) {
+    handler_log log;
+    auto main = [&]() -> coroutine<bool> {
+        log.install();
         {
             timeout cm(10ms);
-            cm.aenter();
+            cm.enter();
         }  // gone, never exited
         co_await pyco::sleep(20ms);  // past its deadline
         co_return pyco::current_task().cancelling() == 0;
     };
     EXPECT_TRUE(pyco::run(main(), vt));
+    ASSERT_EQ(log.messages.size(), 1u);
+    EXPECT_EQ(log.messages[0].rfind("Timeout <Timeout [active] when=", 0), 0u) << log.messages[0];
+    EXPECT_NE(log.messages[0].find("> was destroyed without its exit() being called (t.exit() ends its scope)"),
+              std::string::npos)
+        << log.messages[0];
+}
+
+// The slip the report is for: no try, so the expiry leaves the scope as a
+// cancelled_error and the task ends cancelled instead of timing out.
+TEST(Timeout, AnExpiryLeavingTheScopeIsReported) {
+    handler_log log;
+    int cancelling_after = -1;
+    auto inner = [&]() -> coroutine<void> {
+        try {
+            timeout t(10ms);
+            t.enter();
+            co_await pyco::sleep(10s);
+            t.exit();  // never reached
+        } catch (const pyco::cancelled_error&) {
+            cancelling_after = pyco::current_task().cancelling();
+            throw;
+        }
+    };
+    auto main = [&]() -> coroutine<void> {
+        log.install();
+        auto t = pyco::create_task(inner());
+        EXPECT_THROW(co_await t, pyco::cancelled_error);
+    };
+    pyco::run(main(), vt);
+    ASSERT_EQ(log.messages.size(), 1u);
+    EXPECT_EQ(log.messages[0],
+              "Timeout <Timeout [expiring]> was destroyed without its exit() being called "
+              "(an exception left its scope: catch it and pass it to exit())");
+    EXPECT_EQ(cancelling_after, 0);  // its cancel() was taken back
+}
+
+// A timeout in a task the closing loop abandons is not the user's slip.
+TEST(Timeout, AnAbandonedTimeoutIsNotReported) {
+    std::vector<std::string> messages;
+    {
+        pyco::event_loop loop({.virtual_time = true});
+        loop.set_exception_handler(
+            [&](pyco::event_loop&, const pyco::exception_context& c) { messages.push_back(c.message); });
+        auto body = []() -> coroutine<void> {
+            timeout t(1h);
+            t.enter();
+            co_await pyco::sleep(2h);
+            t.exit();
+        };
+        auto task = loop.create_task(body());
+        loop.call_later(1s, [&] { loop.stop(); });
+        loop.run_forever();
+        loop.close();
+    }
+    EXPECT_EQ(messages, std::vector<std::string>{"Task was destroyed but it is pending!"});
 }
 
 // timeout(nanoseconds::max()) used to overflow into a deadline in the past

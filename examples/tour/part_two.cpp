@@ -1,6 +1,7 @@
 // Part two of the tour: async/await and the event loop.
 #include "tour.hpp"
 
+#include <exception>
 #include <string>
 #include <vector>
 
@@ -67,25 +68,35 @@ coroutine<void> side_by_side() {
 
 coroutine<void> timeouts() {
     tour::section("9. A timeout");
-    // async with asyncio.timeout(0.1): await slow
+    // async with asyncio.timeout(0.1):
+    //     await slow_query()
+    // C++ has no `async with`: enter() and exit() are its two halves. The
+    // deadline cancels the body, so the body's exception must reach exit(),
+    // which turns that cancellation into timeout_error; C++ cannot co_await
+    // inside a catch block, hence the exception_ptr.
     pyco::timeout t(100ms);
-    auto slow_body = [](pyco::timeout&) -> coroutine<void> {
+    t.enter();
+    std::exception_ptr err;
+    try {
         std::printf("  a slow query starts (it would take 500 ms)\n");
         co_await pyco::sleep(500ms);
-    };
+    } catch (...) {
+        err = std::current_exception();  // here: cancelled_error, from the deadline
+    }
     try {
-        co_await pyco::async_with(t, slow_body);
+        t.exit(err);
     } catch (const pyco::timeout_error&) {
         std::printf("  timeout_error after 100 ms; expired() = %s\n", t.expired() ? "true" : "false");
     }
-    // reschedule from inside, as Timeout.reschedule does
+    // Timeout.reschedule: more time after all. A body that cannot fail
+    // needs no try.
     pyco::timeout u(10ms);
-    auto patient = [](pyco::timeout& self) -> coroutine<void> {
-        self.reschedule(pyco::get_running_loop().time() + 1s);  // more time after all
-        co_await pyco::sleep(200ms);
-        std::printf("  rescheduled timeout: the body finished in time\n");
-    };
-    co_await pyco::async_with(u, patient);
+    u.enter();
+    u.reschedule(pyco::get_running_loop().time() + 1s);
+    co_await pyco::sleep(200ms);
+    u.exit();
+    std::printf("  rescheduled timeout: the body finished in time\n");
+    // One awaitable under a deadline: wait_for.
     try {
         co_await pyco::wait_for(pyco::sleep(1s), 25ms);
     } catch (const pyco::timeout_error&) {
@@ -128,7 +139,11 @@ coroutine<void> cancellation() {
 
 // --- 11. A task group failing as a group ----------------------------------
 
-coroutine<void> fetch_page(std::string url, int ms, bool fail) {
+coroutine<void> fetch_page(pyco::semaphore& connections, std::string url, int ms, bool fail) {
+    // async with connections: at most two fetches at a time; the guard gives
+    // the permit back when it goes, however this coroutine ends.
+    auto slot = co_await connections.scoped();
+    std::printf("  %s: connected\n", url.c_str());
     try {
         co_await pyco::sleep(std::chrono::milliseconds(ms));
     } catch (const pyco::cancelled_error&) {
@@ -141,16 +156,20 @@ coroutine<void> fetch_page(std::string url, int ms, bool fail) {
 
 coroutine<void> task_groups() {
     tour::section("11. A task group failing as a group");
-    pyco::task_group g;
-    auto body = [](pyco::task_group& tg) -> coroutine<void> {
-        tg.create_task(fetch_page("/index", 10, false));
-        tg.create_task(fetch_page("/api", 20, true));
-        tg.create_task(fetch_page("/images", 500, false));
-        tg.create_task(fetch_page("/feed", 600, false));
-        co_return;
-    };
+    pyco::semaphore connections(2);
+    // async with asyncio.TaskGroup() as tg:
+    //     tg.create_task(fetch_page(...)) ...
+    pyco::task_group tg;
+    tg.enter();
+    tg.create_task(fetch_page(connections, "/index", 10, false));
+    tg.create_task(fetch_page(connections, "/api", 20, true));
+    tg.create_task(fetch_page(connections, "/images", 500, false));
+    tg.create_task(fetch_page(connections, "/feed", 600, false));
     try {
-        co_await pyco::async_with(g, body);
+        // exit() waits for every task. This body has no co_await, so nothing
+        // can interrupt it and it needs no try; with one, catch what it
+        // raises and pass it on: co_await tg.exit(err).
+        co_await tg.exit();
     } catch (const pyco::exception_group& eg) {
         std::printf("  %s\n", eg.what());
         // except* runtime_error:
@@ -160,6 +179,7 @@ coroutine<void> task_groups() {
         }
         std::printf("    anything else: %s\n", rest ? "yes" : "no");
     }
+    std::printf("  every permit back: %lld free\n", static_cast<long long>(connections.value()));
 }
 
 // --- 12. An async generator consumed by a task ------------------------------

@@ -113,7 +113,7 @@ public:
     using handle_type = std::coroutine_handle<promise_type>;
 
     // anext() and athrow(): the next value, or empty once finished.
-    class step_awaitable : public detail::asyncgen_op {
+    class [[nodiscard("co_await it")]] step_awaitable : public detail::asyncgen_op {
     public:
         detail::op_awaiter<step_awaitable> operator co_await() & noexcept { return {this}; }
         detail::op_awaiter<step_awaitable> operator co_await() && noexcept { return {this}; }
@@ -131,7 +131,7 @@ public:
 
     // asend(v): holds v until the body takes it.
     template <class SS>
-    class send_awaitable : public step_awaitable {
+    class [[nodiscard("co_await it")]] send_awaitable : public step_awaitable {
     public:
         detail::op_awaiter<send_awaitable> operator co_await() & noexcept { return {this}; }
         detail::op_awaiter<send_awaitable> operator co_await() && noexcept { return {this}; }

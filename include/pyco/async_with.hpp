@@ -18,6 +18,22 @@
 // twice):
 //   auto body = [&](auto& x) -> pyco::coroutine<void> { ... };
 //   co_await pyco::async_with(cm, body);
+// The everyday context managers also have a scoped form that needs no body
+// at all (task_group, timeout: enter()/exit(); lock, semaphore, condition:
+// `auto held = co_await x.scoped();`): see their headers.
+//
+// Detecting the GCC 12 bug. The object destroyed twice is a bitwise copy
+// GCC makes of the closure in the caller's frame; both destructor calls are
+// the closure's own, compiler-written, and run after async_with is over, on
+// objects it never sees — async_with only ever sees the genuine closure,
+// destroyed once. So no canary of pyco's can observe it at run time (a
+// canary would have to be one of the lambda's captures). It is refused at
+// compile time instead: on GCC 12 and older, a body passed as an rvalue
+// whose type is not trivially destructible and not assignable (a lambda
+// that captures by value something with a destructor — exactly what GCC
+// duplicates; `[&]` lambdas pass) is a static_assert. An rvalue body could
+// only be awaited in the same statement anyway, since it is held by
+// reference; std::move(named) is refused too: pass the name.
 #pragma once
 
 #include <exception>
@@ -112,10 +128,25 @@ coroutine<bool> call_aexit(CM& cm, std::exception_ptr e) {
     }
 }
 
+// True for a callable that, passed as an rvalue inside a co_await
+// expression, GCC 12 destroys twice (see the top of this file).
+template <class F>
+inline constexpr bool gcc12_destroys_twice_v =
+#if defined(__GNUC__) && !defined(__clang__) && __GNUC__ <= 12
+    !std::is_lvalue_reference_v<F> && !std::is_trivially_destructible_v<std::remove_cvref_t<F>> &&
+    !std::is_copy_assignable_v<std::remove_cvref_t<F>>;
+#else
+    false;
+#endif
+
 }  // namespace detail
 
 template <class CM, class Body>
 auto async_with(CM&& cm, Body&& body) -> coroutine<typename detail::with_types<CM, Body>::result_t> {
+    static_assert(!detail::gcc12_destroys_twice_v<Body>,
+                  "GCC 12 destroys a lambda that captures by value twice when it is made inside a co_await "
+                  "expression: name it first (auto body = [...](...) {...}; co_await pyco::async_with(cm, body);) "
+                  "or use the scoped form (enter()/exit(), scoped())");
     using types = detail::with_types<CM, Body>;
     using value_t = typename types::value_t;
     // async with: aenter first; its failure skips aexit.

@@ -22,9 +22,10 @@
 // passes one notification on to the next waiter, so a notify that raced
 // with the cancellation is never lost (test_cancelled_wakeup, ..._relock).
 //
-// GCC 12: name the predicate before the co_await (`auto p = [&]{...};
-// co_await cv.wait_for(p);`): a capturing lambda built inside the co_await
-// expression is destroyed twice by GCC 12.
+// GCC 12: a lambda capturing by value something with a destructor, built
+// inside the co_await expression, is destroyed twice by GCC 12; wait_for
+// refuses such an rvalue at compile time (as async_with does): name it
+// first (`auto p = [v]{...}; co_await cv.wait_for(p);`). `[&]` is fine.
 //
 // Errors: wait() and notify() without the lock raise runtime_error("cannot
 // wait on un-acquired lock") / ("cannot notify on un-acquired lock").
@@ -36,6 +37,7 @@
 #include <exception>
 #include <type_traits>
 
+#include <pyco/async_with.hpp>
 #include <pyco/coroutine.hpp>
 #include <pyco/detail/wait_queue.hpp>
 #include <pyco/errors.hpp>
@@ -67,13 +69,11 @@ public:
     // truthy; returns its last value. Needs the lock unless the predicate
     // is already true.
     template <class Pred>
-    auto wait_for(Pred pred) -> coroutine<std::decay_t<std::invoke_result_t<Pred&>>> {
-        auto result = pred();
-        while (!result) {
-            co_await wait();
-            result = pred();
-        }
-        co_return result;
+    auto wait_for(Pred&& pred) -> coroutine<std::decay_t<std::invoke_result_t<std::decay_t<Pred>&>>> {
+        static_assert(!detail::gcc12_destroys_twice_v<Pred>,
+                      "GCC 12 destroys a lambda that captures by value twice when it is made inside a co_await "
+                      "expression: name it first (auto ready = [...] {...}; co_await cv.wait_for(ready);)");
+        return wait_for_impl(std::decay_t<Pred>(std::forward<Pred>(pred)));
     }
 
     // Condition.notify(n=1)
@@ -88,6 +88,16 @@ public:
     std::size_t waiters() const noexcept { return waiters_.size(); }
 
 private:
+    template <class Pred>
+    auto wait_for_impl(Pred pred) -> coroutine<std::decay_t<std::invoke_result_t<Pred&>>> {
+        auto result = pred();
+        while (!result) {
+            co_await wait();
+            result = pred();
+        }
+        co_return result;
+    }
+
     pyco::lock own_;
     pyco::lock* lock_;
     detail::wait_queue waiters_;

@@ -14,8 +14,12 @@
 // only from the loop and a cancellation requested meanwhile is raised when
 // it resumes.
 //
-// In debug mode (loop.set_debug(true) or PYCO_DEBUG=1) a coroutine destroyed
-// without ever being awaited says so: "coroutine 'f' was never awaited".
+// A coroutine destroyed without ever being awaited (or made a task) says so
+// on stderr, always, as CPython's RuntimeWarning does: "RuntimeWarning:
+// coroutine 'f' was never awaited"; debug mode (loop.set_debug(true) or
+// PYCO_DEBUG=1) adds where the coroutine is defined. The class is
+// [[nodiscard]], so the usual cause — a call whose co_await was forgotten,
+// `f();` — is a compiler warning before it is a run-time one.
 //
 // Thread rule: a coroutine runs on the thread of the task that runs it.
 #pragma once
@@ -95,7 +99,7 @@ void warn_never_awaited(const std::source_location& where) noexcept;
 }  // namespace detail
 
 template <class T>
-class coroutine {
+class [[nodiscard("a coroutine does nothing until it is awaited: co_await it, or make it a task")]] coroutine {
 public:
     class promise_type;
     using handle_type = std::coroutine_handle<promise_type>;
@@ -154,7 +158,7 @@ private:
     }
     void reset() noexcept {
         if (!h_) return;
-        if (!h_.promise().started_ && detail::debug_enabled()) {
+        if (!h_.promise().started_ && !h_.promise().unawaited_ok_) {
             detail::warn_never_awaited(h_.promise().created_);
         }
         std::exchange(h_, nullptr).destroy();
@@ -175,6 +179,13 @@ struct coroutine_access {
         auto h = c.start();
         c.h_ = nullptr;
         return h;
+    }
+    // A coroutine the library made for the user, who may rightly never
+    // await it (each of as_completed's: CPython makes them one at a time,
+    // so one never asked for never exists): it goes without a warning.
+    template <class T>
+    static void unawaited_ok(coroutine<T>& c) noexcept {
+        if (c.h_) c.h_.promise().unawaited_ok_ = true;
     }
 };
 
@@ -211,6 +222,7 @@ public:
         created_ = loc;
     }
     coroutine get_return_object() noexcept { return coroutine(handle_type::from_promise(*this)); }
+    bool unawaited_ok_ = false;  // see coroutine_access::unawaited_ok
     std::suspend_always initial_suspend() const noexcept { return {}; }
     final_awaiter final_suspend() const noexcept { return {}; }
     void unhandled_exception() noexcept { exception_ = std::current_exception(); }

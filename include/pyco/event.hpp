@@ -51,7 +51,7 @@ private:
     bool value_ = false;
 };
 
-class event::wait_awaiter {
+class [[nodiscard("wait() does nothing until awaited: co_await it")]] event::wait_awaiter {
 public:
     using pyco_awaitable_tag = void;
     explicit wait_awaiter(event& e) noexcept : e_(&e) {}

@@ -203,7 +203,7 @@ public:
     template <class T>
     task<T> create_task(coroutine<T> c, std::string name = {});
     template <class T = void>
-    future<T> create_future();
+    [[nodiscard]] future<T> create_future();
     void stop() noexcept { stopping_ = true; }
     // loop.shutdown_asyncgens(): aclose() every live async generator, at
     // once; failures go to the exception handler. <pyco/async_generator.hpp>.

@@ -71,7 +71,7 @@ inline constexpr bool is_vector_v<std::vector<H>> = true;
 // The future gather() returns (CPython's _GatheringFuture): a handle; copies
 // share the state.
 template <class R>
-class gather_future {
+class [[nodiscard("co_await the gather, or keep it")]] gather_future {
     using state = detail::with_result<R, detail::gather_base>;
 
 public:

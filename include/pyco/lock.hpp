@@ -75,7 +75,7 @@ private:
     bool locked_ = false;
 };
 
-class lock::acquire_awaiter {
+class [[nodiscard("acquire() does nothing until awaited: co_await it")]] lock::acquire_awaiter {
 public:
     using pyco_awaitable_tag = void;
     explicit acquire_awaiter(lock& l) noexcept : l_(&l) {}

@@ -264,7 +264,7 @@ private:
 // get(): takes an item at once if there is one (no coroutine frame); else
 // runs the waiting loop in a coroutine.
 template <class T, class Store>
-class basic_queue<T, Store>::get_op {
+class [[nodiscard("get() does nothing until awaited: co_await it")]] basic_queue<T, Store>::get_op {
 public:
     using pyco_awaitable_tag = void;
     explicit get_op(basic_queue& q) noexcept : q_(&q) {}
@@ -296,7 +296,7 @@ private:
 };
 
 template <class T, class Store>
-class basic_queue<T, Store>::put_op {
+class [[nodiscard("put() does nothing until awaited: co_await it")]] basic_queue<T, Store>::put_op {
 public:
     using pyco_awaitable_tag = void;
     put_op(basic_queue& q, T item) noexcept(std::is_nothrow_move_constructible_v<T>)
@@ -327,7 +327,7 @@ private:
 };
 
 template <class T, class Store>
-class basic_queue<T, Store>::join_awaiter {
+class [[nodiscard("join() does nothing until awaited: co_await it")]] basic_queue<T, Store>::join_awaiter {
 public:
     using pyco_awaitable_tag = void;
     explicit join_awaiter(event& e) noexcept : a_(e.wait()) {}

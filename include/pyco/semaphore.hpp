@@ -83,7 +83,7 @@ private:
     detail::wait_queue waiters_;
 };
 
-class semaphore::acquire_awaiter {
+class [[nodiscard("acquire() does nothing until awaited: co_await it")]] semaphore::acquire_awaiter {
 public:
     using pyco_awaitable_tag = void;
     explicit acquire_awaiter(semaphore& s) noexcept : s_(&s) {}

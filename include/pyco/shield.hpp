@@ -65,7 +65,7 @@ void shield_inner_done(void* ctx, void* fut, bool run) {
 
 template <class A>
     requires detail::ensurable<A>
-auto shield(A&& aw) -> future<detail::handle_value_t<detail::ensured_t<A>>> {
+[[nodiscard("co_await the shield")]] auto shield(A&& aw) -> future<detail::handle_value_t<detail::ensured_t<A>>> {
     using H = detail::ensured_t<A>;
     using T = detail::handle_value_t<H>;
     H inner = detail::ensure_future(std::forward<A>(aw));

@@ -19,7 +19,7 @@
 
 namespace pyco {
 
-class sleep_awaiter {
+class [[nodiscard("sleep() does nothing until awaited: co_await it")]] sleep_awaiter {
 public:
     using pyco_awaitable_tag = void;
     explicit sleep_awaiter(event_loop::duration d) noexcept : d_(d) {}

@@ -1,12 +1,33 @@
 // pyco/task_group.hpp — asyncio.TaskGroup: pyco::task_group.
 //
-//   pyco::task_group g;
-//   auto body = [&](pyco::task_group& tg) -> pyco::coroutine<void> {
+// The scoped form (no lambda; `async with asyncio.TaskGroup() as tg:`):
+//   pyco::task_group tg;
+//   tg.enter();
+//   std::exception_ptr err;
+//   try {
 //       tg.create_task(fetch(a));
 //       tg.create_task(fetch(b), "fetch-b");
-//       co_return;
-//   };
-//   co_await pyco::async_with(g, body);  // waits for every task
+//       co_await something_else();
+//   } catch (...) {
+//       err = std::current_exception();  // (C++ cannot co_await in a handler)
+//   }
+//   co_await tg.exit(err);  // waits for every task; raises as __aexit__ does
+// A body with no co_await cannot be interrupted, so it needs no try:
+//   tg.enter(); tg.create_task(a()); tg.create_task(b()); co_await tg.exit();
+//
+// The async_with form, with the body named first (GCC 12: see async_with.hpp):
+//   auto body = [&](pyco::task_group& tg) -> pyco::coroutine<void> { ... };
+//   co_await pyco::async_with(g, body);
+//
+// Leaving the scope without awaiting exit() — forgetting it, or letting an
+// exception (say, the cancelled_error a failing child sends the parent) out
+// of the body without the try above — loses __aexit__'s semantics: nobody
+// waits for the children, nor turns the errors into an exception_group, nor
+// uncancels the parent. The destructor notices (it runs inside the parent
+// task: a closing loop destroying an abandoned frame does not count),
+// cancels the children that are left and reports it through the loop's
+// exception handler: "TaskGroup <...> was destroyed without its exit()
+// being awaited ...".
 //
 // A port of CPython 3.12's taskgroups.py. aexit() waits until every task of
 // the group is done, then raises, in this order of priority:
@@ -33,8 +54,9 @@
 // _base_error special case is not ported.
 //
 // The group cannot be copied or moved (its tasks' done callbacks refer to
-// it); if it is destroyed before aexit() finished (its task was abandoned),
-// it detaches from its tasks, which keep running.
+// it); if it is destroyed before aexit() finished because its task was
+// abandoned (a closing loop abandons the children too), it detaches from
+// its tasks.
 //
 // Thread rule: loop thread only; aenter/aexit inside the parent task.
 #pragma once
@@ -94,6 +116,15 @@ public:
     // "<TaskGroup tasks=2 errors=1 cancelling>", "<TaskGroup entered>"
     std::string describe() const;
 
+    // --- the scoped form (see the top of this file) ---
+    // `async with`'s entry: aenter().
+    void enter() { aenter(); }
+    // `async with`'s exit: aexit(body_error), then body_error again — what
+    // async with does when __aexit__ does not suppress, which this one never
+    // does. With the body's exception (or none), it raises what the async
+    // with statement would.
+    coroutine<void> exit(std::exception_ptr body_error = nullptr);
+
     // --- the async context manager protocol (pyco::async_with) ---
     // The body receives this as `pyco::task_group&`.
     std::reference_wrapper<task_group> aenter();
@@ -110,6 +141,7 @@ private:
     };
 
     const char* refusal() const noexcept;
+    void report_not_exited() noexcept;
     void track(const any_task& t);
     static void on_task_done_entry(void* member, void* fut, bool run);
     void on_task_done(member* m);

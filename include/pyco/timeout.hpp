@@ -1,10 +1,29 @@
 // pyco/timeout.hpp — asyncio.timeout / timeout_at / Timeout: pyco::timeout.
 //
-//   auto body = [&](pyco::timeout& t) -> pyco::coroutine<void> {
+// The scoped form (no lambda; `async with asyncio.timeout(5):`):
+//   pyco::timeout t(5s);
+//   t.enter();
+//   std::exception_ptr err;
+//   try {
 //       co_await work();
 //       t.reschedule(std::nullopt);  // never expire (Python: None)
-//   };
+//   } catch (...) {
+//       err = std::current_exception();  // (C++ cannot co_await in a handler)
+//   }
+//   t.exit(err);  // timeout_error if it expired; else err, if any, again
+// (For one awaitable, pyco::wait_for(work(), 5s) is the same thing.)
+//
+// The async_with form, with the body named first (GCC 12: see async_with.hpp):
+//   auto body = [&](pyco::timeout& t) -> pyco::coroutine<void> { ... };
 //   co_await pyco::async_with(pyco::timeout(5s), body);
+//
+// exit() is synchronous, as the whole of Timeout.__aexit__ is; the try is
+// not optional when the body awaits: the expiry arrives as the body's
+// cancelled_error, and only exit() turns it into timeout_error. Leaving the
+// scope without exit() is reported when the timeout is destroyed inside its
+// task (a closing loop destroying an abandoned frame does not count):
+// "Timeout <...> was destroyed without its exit() being called ...",
+// through the loop's exception handler; its own cancel() is taken back.
 //
 // `pyco::timeout` is both asyncio.timeout(delay) (constructed from a
 // duration: the deadline is the running loop's time() + delay, fixed at
@@ -52,11 +71,11 @@ public:
 
     // asyncio.timeout(delay): needs a running loop (for its time()).
     template <class Rep, class Period>
-    explicit timeout(std::chrono::duration<Rep, Period> delay)
+    [[nodiscard]] explicit timeout(std::chrono::duration<Rep, Period> delay)
         : timeout(std::optional<time_point>(
               detail::saturating_add(get_running_loop().time(), detail::saturating_ceil<duration>(delay)))) {}
     // asyncio.Timeout(when): an absolute deadline, or std::nullopt (never).
-    explicit timeout(std::optional<time_point> when) noexcept : when_(when) {}
+    [[nodiscard]] explicit timeout(std::optional<time_point> when) noexcept : when_(when) {}
 
     timeout(const timeout&) = delete;
     timeout& operator=(const timeout&) = delete;
@@ -73,6 +92,16 @@ public:
     // "<Timeout [active] when=123.456>", "<Timeout [expired]>"
     std::string describe() const;
 
+    // --- the scoped form (see the top of this file) ---
+    // `async with`'s entry: aenter().
+    void enter() { aenter(); }
+    // `async with`'s exit: aexit(body_error) — timeout_error when the
+    // deadline cancelled the body — else body_error again, if any.
+    void exit(std::exception_ptr body_error = nullptr) {
+        aexit(body_error);
+        if (body_error) std::rethrow_exception(body_error);
+    }
+
     // --- the async context manager protocol (pyco::async_with) ---
     // The body receives this as `pyco::timeout&`.
     std::reference_wrapper<timeout> aenter();
@@ -82,6 +111,7 @@ private:
     enum class state : unsigned char { created, active, expiring, expired, finished };
     static const char* state_name(state s) noexcept;
     void on_timeout();
+    void report_not_exited() noexcept;
 
     std::optional<time_point> when_;
     handle timer_;
@@ -91,6 +121,6 @@ private:
 };
 
 // asyncio.timeout_at(when): no loop needed until it is entered.
-inline timeout timeout_at(std::optional<event_loop::time_point> when) noexcept { return timeout(when); }
+[[nodiscard]] inline timeout timeout_at(std::optional<event_loop::time_point> when) noexcept { return timeout(when); }
 
 }  // namespace pyco

@@ -229,7 +229,10 @@ auto as_completed_impl(R&& aws, opt_duration timeout) {
     auto state = intrusive_ptr<as_completed_state>::adopt(new as_completed_state(loop, std::move(ptrs), timeout));
     std::vector<coroutine<handle_value_t<H>>> out;
     out.reserve(state->size());
-    for (std::size_t i = 0; i < state->size(); ++i) out.push_back(as_completed_one<H>(as_completed_owner(state)));
+    for (std::size_t i = 0; i < state->size(); ++i) {
+        out.push_back(as_completed_one<H>(as_completed_owner(state)));
+        coroutine_access::unawaited_ok(out.back());  // as if CPython never yielded it
+    }
     return out;
 }
 
@@ -280,13 +283,13 @@ coroutine<detail::await_value_t<A>> wait_for(A&& aw, std::nullopt_t) {
 
 // asyncio.as_completed(fs)
 template <detail::as_completed_range R>
-auto as_completed(R&& aws) {
+[[nodiscard("co_await each of them")]] auto as_completed(R&& aws) {
     return detail::as_completed_impl(std::forward<R>(aws), std::nullopt);
 }
 
 // asyncio.as_completed(fs, timeout=...)
 template <detail::as_completed_range R, class Rep, class Period>
-auto as_completed(R&& aws, std::chrono::duration<Rep, Period> timeout) {
+[[nodiscard("co_await each of them")]] auto as_completed(R&& aws, std::chrono::duration<Rep, Period> timeout) {
     return detail::as_completed_impl(std::forward<R>(aws), detail::saturating_ceil<event_loop::duration>(timeout));
 }
 

@@ -206,7 +206,7 @@ private:
 // aclose(): raise generator_exit at the suspended co_yield and wait for the
 // body to finish. Yielding instead is
 // runtime_error("async generator ignored GeneratorExit").
-class asyncgen_close : public asyncgen_op {
+class [[nodiscard("aclose() does nothing until awaited: co_await it")]] asyncgen_close : public asyncgen_op {
 public:
     explicit asyncgen_close(asyncgen_base* g) noexcept : asyncgen_op(g, ag_op::close) {}
     op_awaiter<asyncgen_close> operator co_await() & noexcept { return {this}; }

@@ -311,7 +311,7 @@ private:
 
 // Wraps an acquire awaiter so that it gives a scoped_release.
 template <class M, class A>
-class scoped_awaiter {
+class [[nodiscard("co_await it, and keep the guard it gives")]] scoped_awaiter {
 public:
     using pyco_awaitable_tag = void;
     scoped_awaiter(M& m, A a) noexcept : m_(&m), a_(std::move(a)) {}
@@ -330,7 +330,7 @@ private:
 // An acquire awaiter whose result is dropped: `async with lock:` binds
 // nothing (asyncio's __aenter__ returns None).
 template <class A>
-class void_awaiter {
+class [[nodiscard("co_await it")]] void_awaiter {
 public:
     using pyco_awaitable_tag = void;
     explicit void_awaiter(A a) noexcept : a_(std::move(a)) {}
