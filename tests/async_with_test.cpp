@@ -361,11 +361,11 @@ TEST(AsyncWith, AReferenceCapturingBodyMayBeWrittenInline) {
 // the co_await expression. tests/compile_fail checks the refusal itself.
 TEST(AsyncWith, TheGcc12RefusalIsForValueCapturingTemporariesOnly) {
     std::string s = "x";
-    auto by_value = [s]() -> coroutine<void> { co_return; };
-    auto by_ref = [&s]() -> coroutine<void> { co_return; };
+    auto by_value = [s] { return s.size(); };
+    auto by_ref = [&s] { return s.size(); };
     using value_closure = decltype(by_value);
     using ref_closure = decltype(by_ref);
-    using fn = std::function<coroutine<void>()>;
+    using fn = std::function<std::size_t()>;
     constexpr bool gcc12 =
 #if defined(__GNUC__) && !defined(__clang__) && __GNUC__ <= 12
         true;

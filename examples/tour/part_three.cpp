@@ -42,6 +42,10 @@ coroutine<void> pipeline() {
     co_await producer(q, 5);
     co_await q.join();  // every item put has been task_done()
     c.cancel();         // the consumer waits forever otherwise
+    try {
+        co_await c;  // and it uses q until its cancellation has run: q must outlive it
+    } catch (const pyco::cancelled_error&) {
+    }
     std::printf("  all items processed, total %d\n", total);
 }
 
