@@ -4,9 +4,12 @@
 
 #include <gtest/gtest.h>
 
+#include <fcntl.h>
+#include <pthread.h>
 #include <signal.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <string>
 #include <thread>
 #include <vector>
@@ -157,6 +160,57 @@ TEST(Signals, ProgramsOwnSigintHandlerIsLeftAlone) {
     };
     EXPECT_EQ(pyco::run(main_coro()), 1);
     ::sigaction(SIGINT, &old, nullptr);
+}
+
+// --- the C handler and the pipe's lifetime ---------------------------------
+
+extern "C" void ignore_signal(int) {}
+
+// The handler may run on any thread while the loop closes its pipe or makes
+// a new one: it must never write to a closed fd, nor to whatever reuses its
+// number (TSan reports the race on the fd; the check pipe catches a stray
+// byte).
+TEST(Signals, AHandlerOnAnotherThreadNeverWritesToAClosedPipe) {
+    struct sigaction mine {};
+    mine.sa_handler = &ignore_signal;  // under pyco's: a signal between loops is harmless
+    sigemptyset(&mine.sa_mask);
+    struct sigaction old {};
+    ASSERT_EQ(::sigaction(SIGUSR1, &mine, &old), 0);
+    std::atomic<bool> stop{false};
+    std::atomic<int> sent{0};
+    std::thread sender([&] {
+        // Sent to itself: the handler runs on this thread, not the loop's.
+        while (!stop.load()) {
+            ::pthread_kill(::pthread_self(), SIGUSR1);
+            ++sent;
+        }
+    });
+    int stray = 0;
+    for (int i = 0; i < 300; ++i) {
+        {
+            event_loop loop;
+            loop.add_signal_handler(SIGUSR1, [] {});
+            if (i % 3 == 0) {
+                loop.stop();
+                loop.run_forever();  // reads what the handler wrote
+            } else {
+                std::this_thread::sleep_for(100us);  // the handler writes meanwhile
+            }
+            if (i % 2 == 0) loop.remove_signal_handler(SIGUSR1);
+        }  // closing the loop closes its pipe
+        int p[2];
+        ASSERT_EQ(::pipe2(p, O_NONBLOCK | O_CLOEXEC), 0);  // likely reuses the numbers
+        std::this_thread::yield();
+        char buf[64];
+        if (::read(p[0], buf, sizeof buf) > 0) ++stray;
+        ::close(p[0]);
+        ::close(p[1]);
+    }
+    stop = true;
+    sender.join();
+    ::sigaction(SIGUSR1, &old, nullptr);
+    EXPECT_EQ(stray, 0) << "a late handler wrote into a pipe that reused the loop's fd";
+    EXPECT_GT(sent.load(), 0);
 }
 
 }  // namespace
