@@ -4,6 +4,9 @@
 //   co_await loop.run_in_executor(fn)       the loop -> a worker thread and back
 //   co_await pyco::to_thread(fn, args...)   the same, on the running loop
 //   pyco::run_coroutine_threadsafe(c, loop) any thread -> a task on the loop
+//   h.resume() in another thread            an awaiter of your own whose
+//                                           await_suspend gave h to a thread:
+//                                           the task goes on on its loop
 //
 // Cancellation: cancelling a task that awaits run_in_executor/to_thread
 // raises cancelled_error in the task at once; the function itself runs to
