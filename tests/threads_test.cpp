@@ -237,6 +237,37 @@ TEST(Threads, OneLoopPerThreadRunsSideBySide) {
     for (int i = 0; i < 4; ++i) EXPECT_EQ(results[static_cast<std::size_t>(i)], 1000 * (i + 1));
 }
 
+// --- a job still running when main returns --------------------------------
+
+std::atomic<bool> g_main_returned{false};
+
+// asyncio.run joins the default executor from a helper thread while the
+// loop keeps running, so a job that still needs the loop finishes. Run in a
+// child: a hang there is ended by alarm() and fails the test.
+[[noreturn]] void job_waiting_for_the_loop_at_exit() {
+    ::alarm(30);
+    std::atomic<int> got{0};
+    auto main_coro = [&]() -> coroutine<int> {
+        event_loop& loop = pyco::get_running_loop();
+        auto job = [&loop, &got] {
+            while (!g_main_returned.load()) std::this_thread::sleep_for(1ms);
+            std::this_thread::sleep_for(20ms);  // run() is shutting down by now
+            got = pyco::run_coroutine_threadsafe(later(5), loop).get();
+        };
+        auto running = pyco::create_task(pyco::to_thread(job));  // still running at the end
+        co_await pyco::sleep(0s);
+        g_main_returned = true;
+        co_return 1;
+    };
+    const int r = pyco::run(main_coro());
+    std::_Exit(r == 1 && got.load() == 5 ? 0 : 2);
+}
+
+TEST(Threads, AJobStillRunningWhenMainReturnsMayStillUseTheLoop) {
+    GTEST_FLAG_SET(death_test_style, "threadsafe");
+    EXPECT_EXIT(job_waiting_for_the_loop_at_exit(), ::testing::ExitedWithCode(0), "");
+}
+
 // --- awaiters resumed from another thread ----------------------------------
 
 // A thread-pool awaitable as users write them: await_suspend hands the

@@ -17,7 +17,8 @@
 // Lifetimes: a job holds the loop's proxy, never the loop; if the loop has
 // closed when the job ends, the result is dropped (and the future it would
 // have completed is leaked rather than touched from the wrong thread).
-// pyco::run shuts the default executor down, joining its threads, before
+// pyco::run shuts the default executor down, joining its threads while the
+// loop still runs (a job may still wait for the loop, as in CPython), before
 // it closes the loop, so nothing is dropped there.
 #pragma once
 
