@@ -19,7 +19,9 @@
 // have completed is leaked rather than touched from the wrong thread).
 // pyco::run shuts the default executor down, joining its threads while the
 // loop still runs (a job may still wait for the loop, as in CPython), before
-// it closes the loop, so nothing is dropped there.
+// it closes the loop, so nothing is dropped there — unless a Ctrl-C cuts
+// that wait short: then run() raises keyboard_interrupt at once and the
+// jobs still running finish on their own.
 #pragma once
 
 #include <exception>
