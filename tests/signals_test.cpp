@@ -215,6 +215,24 @@ TEST(Signals, AHandlerOnAnotherThreadNeverWritesToAClosedPipe) {
     EXPECT_GT(sent.load(), 0);
 }
 
+// Ends a death test's child. Under TSan through exit(), so that a race seen
+// in the child fails the test (TSan's exit code) rather than going unseen.
+#if defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define PYCO_TEST_UNDER_TSAN 1
+#endif
+#endif
+#if defined(__SANITIZE_THREAD__)
+#define PYCO_TEST_UNDER_TSAN 1
+#endif
+[[noreturn]] void end_child(int code) {
+#ifdef PYCO_TEST_UNDER_TSAN
+    std::exit(code);
+#else
+    std::_Exit(code);
+#endif
+}
+
 // --- Ctrl-C while pyco::run shuts down --------------------------------------
 // As asyncio.run: keyboard_interrupt comes out of run() (and the loop is
 // still closed). Without it the default action would kill the process, so
@@ -249,9 +267,9 @@ bool sigint_is_default() {
     try {
         pyco::run(main_coro());
     } catch (const pyco::keyboard_interrupt&) {
-        std::_Exit(sigint_is_default() ? 0 : 3);
+        end_child(sigint_is_default() ? 0 : 3);
     }
-    std::_Exit(2);
+    end_child(2);
 }
 
 TEST(Signals, CtrlCWhileRunCancelsLeftoverTasksRaisesKeyboardInterrupt) {
@@ -271,11 +289,11 @@ TEST(Signals, CtrlCWhileRunCancelsLeftoverTasksRaisesKeyboardInterrupt) {
     try {
         pyco::run(main_coro());
     } catch (const pyco::keyboard_interrupt&) {
-        std::_Exit(0);
+        end_child(0);
     } catch (const pyco::value_error&) {
-        std::_Exit(3);
+        end_child(3);
     }
-    std::_Exit(2);
+    end_child(2);
 }
 
 TEST(Signals, CtrlCDuringShutdownReplacesMainsException) {
@@ -292,11 +310,11 @@ TEST(Signals, CtrlCDuringShutdownReplacesMainsException) {
     try {
         pyco::run(main_coro());
     } catch (const pyco::keyboard_interrupt&) {
-        std::_Exit(0);
+        end_child(0);
     } catch (const pyco::runtime_error&) {
-        std::_Exit(3);  // "Event loop stopped before Future completed."
+        end_child(3);  // "Event loop stopped before Future completed."
     }
-    std::_Exit(2);
+    end_child(2);
 }
 
 // Once run() shuts down, Ctrl-C raises even if main is still pending: it no
@@ -330,9 +348,9 @@ std::atomic<bool> g_main_done{false};
         const bool job_still_running = !g_job_done.load();
         g_release_job = true;
         while (!g_job_done.load()) std::this_thread::sleep_for(1ms);
-        std::_Exit(job_still_running && sigint_is_default() ? 0 : 3);
+        end_child(job_still_running && sigint_is_default() ? 0 : 3);
     }
-    std::_Exit(2);
+    end_child(2);
 }
 
 // Ctrl-C while run() waits for the default executor's threads: run() raises
