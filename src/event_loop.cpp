@@ -4,6 +4,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <system_error>
 #include <thread>
 
 #include <pyco/detail/io_backend.hpp>
@@ -122,13 +123,75 @@ executor& event_loop::default_executor() {
 
 void event_loop::shutdown_default_executor() {
     if (!default_executor_) return;
-    default_executor_->shutdown(true);
-    // Their last completions were posted before the join returned: run
-    // them, so that no future is left holding a reference it was sent.
-    if (!closed_ && !running_) {
+    if (closed_ || running_) {
+        default_executor_->shutdown(true);
+        return;
+    }
+    // As CPython: a helper thread joins the executor while this loop keeps
+    // running, so that a job still waiting for the loop (a
+    // run_coroutine_threadsafe(...).get()) can finish. The helper touches
+    // the executor and the proxy only. If the wait is cut short (Ctrl-C's
+    // keyboard_interrupt), the helper is given the executor and left to
+    // finish alone: the loop then owns nothing it still uses.
+    struct join_state {
+        std::mutex m;
+        bool joined = false;                // under m
+        std::unique_ptr<executor> orphan;  // under m: ours to free, if given
+        bool waiting = true;               // loop thread only
+        bool done = false;                 // loop thread only
+        std::exception_ptr error;          // loop thread only
+    };
+    auto st = std::make_shared<join_state>();
+    std::thread helper;
+    try {
+        helper = std::thread([st, ex = default_executor_.get(), proxy = proxy_, this] {
+            std::exception_ptr error;
+            try {
+                ex->shutdown(true);
+            } catch (...) {
+                error = std::current_exception();
+            }
+            std::unique_ptr<executor> orphan;
+            {
+                std::lock_guard<std::mutex> lock(st->m);
+                st->joined = true;
+                orphan = std::move(st->orphan);
+            }
+            if (orphan) return;  // nobody waits; its threads are joined
+            // Queued after every completion the jobs posted before they ended.
+            proxy->post([st, this, error = std::move(error)]() mutable {
+                if (!st->waiting) return;
+                st->done = true;
+                st->error = std::move(error);
+                stop();
+            });
+        });
+    } catch (const std::system_error&) {
+        // No thread to spare: join here, then run what the jobs posted.
+        default_executor_->shutdown(true);
         stop();
         run_forever();
+        return;
     }
+    try {
+        while (!st->done) run_forever();
+    } catch (...) {
+        st->waiting = false;
+        bool joined;
+        {
+            std::lock_guard<std::mutex> lock(st->m);
+            joined = st->joined;
+            if (!joined) st->orphan = std::move(default_executor_);
+        }
+        if (joined) {
+            helper.join();
+        } else {
+            helper.detach();
+        }
+        throw;
+    }
+    helper.join();
+    if (st->error) std::rethrow_exception(st->error);
 }
 
 bool detail::loop_proxy::post(unique_fn fn) {

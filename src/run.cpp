@@ -16,7 +16,7 @@ sigint_guard::sigint_guard(event_loop& loop, any_task main) : loop_(loop), main_
     try {
         loop_.add_signal_handler(SIGINT, [this] {
             ++interrupts_;
-            if (interrupts_ == 1 && !main_.done()) {
+            if (interrupts_ == 1 && !shutting_down_ && !main_.done()) {
                 main_.cancel();
                 return;
             }
@@ -76,26 +76,39 @@ void cancel_all_tasks(event_loop& loop) {
 
 }  // namespace
 
-void finish_run(event_loop& loop) noexcept {
+void finish_run(event_loop& loop) {
+    // asyncio.Runner.close: a KeyboardInterrupt ends the shutdown, and the
+    // loop is closed all the same.
+    struct closer {
+        event_loop& l;
+        ~closer() {
+            try {
+                l.close();
+            } catch (...) {
+            }
+        }
+    } close_anyway{loop};
     try {
         cancel_all_tasks(loop);
+    } catch (const keyboard_interrupt&) {
+        throw;
     } catch (...) {
         loop.call_exception_handler({"error while cancelling tasks in pyco::run()", std::current_exception(), {}, {}});
     }
     try {
         loop.run_until_complete(loop.shutdown_asyncgens());
+    } catch (const keyboard_interrupt&) {
+        throw;
     } catch (...) {
         loop.call_exception_handler(
             {"error while closing asynchronous generators in pyco::run()", std::current_exception(), {}, {}});
     }
     try {
         loop.shutdown_default_executor();
+    } catch (const keyboard_interrupt&) {
+        throw;
     } catch (...) {
         loop.call_exception_handler({"error while shutting down the default executor", std::current_exception(), {}, {}});
-    }
-    try {
-        loop.close();
-    } catch (...) {
     }
 }
 

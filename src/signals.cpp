@@ -3,6 +3,16 @@
 // runs the Python-level handlers as ordinary callbacks. This is CPython's
 // signal.set_wakeup_fd design, and it works whichever thread the kernel
 // picks to deliver the signal to.
+//
+// The write end is never closed under a live handler. The handler runs on
+// any thread, at any moment, so it announces itself (g_in_handler) before
+// it reads the fd, and leaves after its write. Closing the pipe first
+// unpublishes the fd, then waits until no handler is inside, then closes:
+// a handler that read the fd is counted and waited for; one that was not
+// counted yet reads -1 (both sides are seq_cst, so one of the two always
+// sees the other). So no write reaches a closed fd, or the file that
+// reuses its number. Publishing a new pipe with a seq_cst store orders its
+// creation before any handler's write to it.
 #include <pyco/event_loop.hpp>
 
 #include <fcntl.h>
@@ -13,6 +23,7 @@
 #include <cerrno>
 #include <map>
 #include <system_error>
+#include <thread>
 
 #include <pyco/errors.hpp>
 
@@ -24,7 +35,12 @@ namespace {
 
 // The write end of the owning loop's pipe, for the C handler; -1: none.
 std::atomic<int> g_wakeup_fd{-1};
+// C handlers between their announcement and their write's end.
+std::atomic<int> g_in_handler{0};
 std::atomic<event_loop*> g_owner{nullptr};
+
+// The handler may use only lock-free atomics (async-signal-safe).
+static_assert(std::atomic<int>::is_always_lock_free && std::atomic<bool>::is_always_lock_free);
 
 }  // namespace
 
@@ -38,12 +54,24 @@ namespace {
 extern "C" void pyco_on_signal(int sig) {
     const int saved = errno;
     detail::g_signal_pending.store(true, std::memory_order_relaxed);
-    const int fd = g_wakeup_fd.load(std::memory_order_relaxed);
+    g_in_handler.fetch_add(1, std::memory_order_seq_cst);
+    const int fd = g_wakeup_fd.load(std::memory_order_seq_cst);
     if (fd >= 0) {
         const unsigned char b = static_cast<unsigned char>(sig);
         [[maybe_unused]] auto r = ::write(fd, &b, 1);  // a full pipe drops it, as CPython
     }
+    g_in_handler.fetch_sub(1, std::memory_order_release);
     errno = saved;
+}
+
+// Stops handlers from writing to the published fd; when it returns, none is
+// still writing to it, and the fd may be closed.
+void unpublish_wakeup_fd() noexcept {
+    g_wakeup_fd.store(-1, std::memory_order_seq_cst);
+    // A handler inside now is on another thread (one on this thread has
+    // returned before we go on); it only writes one byte to a non-blocking
+    // pipe, so this wait is short.
+    while (g_in_handler.load(std::memory_order_seq_cst) != 0) std::this_thread::yield();
 }
 
 }  // namespace
@@ -81,7 +109,7 @@ void event_loop::add_signal_handler(int sig, std::function<void()> fn) {
                 }
             }
         });
-        g_wakeup_fd.store(signals_->write_fd);
+        g_wakeup_fd.store(signals_->write_fd, std::memory_order_seq_cst);
     }
     auto it = signals_->handlers.find(sig);
     if (it != signals_->handlers.end()) {
@@ -120,7 +148,7 @@ void event_loop::close_signals() noexcept {
     if (!signals_) return;
     for (auto& [sig, e] : signals_->handlers) ::sigaction(sig, &e.previous, nullptr);
     signals_->handlers.clear();
-    g_wakeup_fd.store(-1);
+    unpublish_wakeup_fd();  // before the pipe closes (see the top)
     if (!closed_ || backend_) {
         try {
             remove_reader(signals_->read_fd);

@@ -12,7 +12,8 @@ thread_local task_base* tls_current_task = nullptr;
 
 // A coroutine whose only job is to be resumed: foreign awaiters get its
 // handle, and resuming it queues the task's step, so that the task still
-// runs only from the loop.
+// runs only from the loop. It starts suspended; each resume runs to the next
+// co_await, whose await_suspend does the queueing (see make_resumer).
 struct resumer {
     struct promise_type {
         resumer get_return_object() noexcept {
@@ -167,17 +168,40 @@ std::coroutine_handle<> task_base::wait_foreign(std::coroutine_handle<> h) {
 }
 
 std::coroutine_handle<> task_base::make_resumer() {
-    struct make {
-        static resumer body(task_base* t) {
-            for (;;) {
-                co_await std::suspend_always{};
+    // Resumed on the thread running this task's loop: queue the step there
+    // and then (one thread-local read more than a bare schedule_step). On
+    // any other thread (a user's thread-pool awaitable), or on the loop's
+    // thread while the loop is not running: post to the loop's inbox, which
+    // wakes it, as call_soon_threadsafe does. That thread touches only this
+    // frame and the proxy, never the task or a reference count, and not
+    // even the frame once it has posted: the frame is already suspended
+    // when await_suspend runs (a void await_suspend, so the compiler adds
+    // no store after it), and the loop may destroy it as soon as the step
+    // it posted has run. The task itself cannot go before the posted step
+    // runs: a pending task holds its own reference, and it stays pending
+    // until that step; a loop closing first drops the post unrun.
+    struct wake {
+        task_base* task;
+        event_loop* loop;
+        loop_proxy* proxy;
+        bool await_ready() const noexcept { return false; }
+        void await_suspend(std::coroutine_handle<>) const {
+            task_base* t = task;
+            if (running_loop() == loop) [[likely]] {
                 t->schedule_step();
+                return;
             }
+            loop_proxy* p = proxy;
+            p->post([t] { t->schedule_step(); });  // false once closed: the task is gone
+        }
+        void await_resume() const noexcept {}
+    };
+    struct make {
+        static resumer body(wake w) {
+            for (;;) co_await w;
         }
     };
-    resumer r = make::body(this);
-    r.h.resume();  // to its first co_await
-    return r.h;
+    return make::body(wake{this, loop_, loop_->proxy().get()}).h;
 }
 
 void task_base::rethrow_throw_in() {

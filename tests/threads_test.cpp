@@ -5,8 +5,13 @@
 
 #include <gtest/gtest.h>
 
+#include <unistd.h>
+
 #include <atomic>
 #include <chrono>
+#include <coroutine>
+#include <cstdlib>
+#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
@@ -230,6 +235,161 @@ TEST(Threads, OneLoopPerThreadRunsSideBySide) {
     }
     for (auto& t : threads) t.join();
     for (int i = 0; i < 4; ++i) EXPECT_EQ(results[static_cast<std::size_t>(i)], 1000 * (i + 1));
+}
+
+// Ends a death test's child. Under TSan through exit(), so that a race seen
+// in the child fails the test (TSan's exit code) rather than going unseen.
+#if defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define PYCO_TEST_UNDER_TSAN 1
+#endif
+#endif
+#if defined(__SANITIZE_THREAD__)
+#define PYCO_TEST_UNDER_TSAN 1
+#endif
+[[noreturn]] void end_child(int code) {
+#ifdef PYCO_TEST_UNDER_TSAN
+    std::exit(code);
+#else
+    std::_Exit(code);
+#endif
+}
+
+// --- a job still running when main returns --------------------------------
+
+std::atomic<bool> g_main_returned{false};
+
+// asyncio.run joins the default executor from a helper thread while the
+// loop keeps running, so a job that still needs the loop finishes. Run in a
+// child: a hang there is ended by alarm() and fails the test.
+[[noreturn]] void job_waiting_for_the_loop_at_exit() {
+    ::alarm(30);
+    std::atomic<int> got{0};
+    auto main_coro = [&]() -> coroutine<int> {
+        event_loop& loop = pyco::get_running_loop();
+        auto job = [&loop, &got] {
+            while (!g_main_returned.load()) std::this_thread::sleep_for(1ms);
+            std::this_thread::sleep_for(20ms);  // run() is shutting down by now
+            got = pyco::run_coroutine_threadsafe(later(5), loop).get();
+        };
+        auto running = pyco::create_task(pyco::to_thread(job));  // still running at the end
+        co_await pyco::sleep(0s);
+        g_main_returned = true;
+        co_return 1;
+    };
+    const int r = pyco::run(main_coro());
+    end_child(r == 1 && got.load() == 5 ? 0 : 2);
+}
+
+TEST(Threads, AJobStillRunningWhenMainReturnsMayStillUseTheLoop) {
+    GTEST_FLAG_SET(death_test_style, "threadsafe");
+    EXPECT_EXIT(job_waiting_for_the_loop_at_exit(), ::testing::ExitedWithCode(0), "");
+}
+
+// --- awaiters resumed from another thread ----------------------------------
+
+// A thread-pool awaitable as users write them: await_suspend hands the
+// coroutine's handle to another thread, which resumes it there.
+class resume_elsewhere {
+public:
+    explicit resume_elsewhere(std::chrono::milliseconds delay) : delay_(delay) {}
+    ~resume_elsewhere() { join(); }
+    void join() {
+        std::lock_guard<std::mutex> lock(m_);
+        for (std::thread& t : threads_) t.join();
+        threads_.clear();
+    }
+
+    struct awaiter {
+        resume_elsewhere* pool;
+        int value;
+        bool await_ready() const noexcept { return false; }
+        void await_suspend(std::coroutine_handle<> h) const {
+            std::lock_guard<std::mutex> lock(pool->m_);
+            pool->threads_.emplace_back([h, d = pool->delay_] {
+                std::this_thread::sleep_for(d);
+                h.resume();
+            });
+        }
+        int await_resume() const noexcept { return value; }
+    };
+    awaiter operator()(int v) { return {this, v}; }
+
+private:
+    std::mutex m_;
+    std::vector<std::thread> threads_;
+    std::chrono::milliseconds delay_;
+};
+
+TEST(Threads, AForeignAwaiterResumedOnAnotherThreadWakesTheSleepingLoop) {
+    resume_elsewhere elsewhere(20ms);  // the loop is asleep in epoll by then
+    int watchdog_fired = 0;
+    auto body = [&]() -> coroutine<int> {
+        // Bounds each sleep of a loop nobody wakes, and counts them.
+        auto watch = [](int& fired) -> coroutine<void> {
+            for (;;) {
+                co_await pyco::sleep(2s);
+                ++fired;
+            }
+        };
+        auto watchdog = pyco::create_task(watch(watchdog_fired));
+        const auto loop_thread = std::this_thread::get_id();
+        int sum = 0;
+        for (int i = 1; i <= 3; ++i) {
+            sum += co_await elsewhere(i);
+            EXPECT_EQ(std::this_thread::get_id(), loop_thread);  // back on the loop
+        }
+        watchdog.cancel();
+        co_return sum;
+    };
+    EXPECT_EQ(pyco::run(body()), 6);
+    EXPECT_EQ(watchdog_fired, 0) << "the loop slept through a resume from another thread";
+}
+
+TEST(Threads, ManyForeignResumesFromOtherThreadsWhileTheLoopIsBusy) {
+    resume_elsewhere elsewhere(0ms);
+    auto body = [&]() -> coroutine<int> {
+        bool stop = false;
+        auto spinner = [](bool& s) -> coroutine<int> {
+            int n = 0;
+            while (!s) {
+                co_await pyco::sleep(0s);  // keeps the ready queue busy
+                ++n;
+            }
+            co_return n;
+        };
+        auto busy = pyco::create_task(spinner(stop));
+        auto awaiting = [&](int k) -> coroutine<int> {
+            int sum = 0;
+            for (int i = 0; i < 50; ++i) sum += co_await elsewhere(k);
+            co_return sum;
+        };
+        auto a = pyco::create_task(awaiting(1));
+        auto b = pyco::create_task(awaiting(2));
+        int total = co_await a;
+        total += co_await b;
+        stop = true;
+        co_await busy;
+        co_return total;
+    };
+    EXPECT_EQ(pyco::run(body()), 150);
+}
+
+TEST(Threads, CancellingATaskWaitingOnAnotherThreadRaisesWhenItIsResumed) {
+    resume_elsewhere elsewhere(20ms);
+    auto body = [&]() -> coroutine<std::string> {
+        auto victim = [&]() -> coroutine<int> { co_return co_await elsewhere(1); };
+        auto t = pyco::create_task(victim());
+        co_await pyco::sleep(0s);  // t now waits for the other thread
+        t.cancel();
+        try {
+            co_await t;
+        } catch (const pyco::cancelled_error&) {
+            co_return "cancelled";
+        }
+        co_return "not cancelled";
+    };
+    EXPECT_EQ(pyco::run(body()), "cancelled");
 }
 
 }  // namespace

@@ -230,7 +230,10 @@ public:
     auto run_in_executor(executor& ex, F fn) -> future<std::invoke_result_t<F&>>;
     // The default executor, made at first use; shut down by pyco::run.
     executor& default_executor();
-    // Finish its queued jobs and join its threads.
+    // Finish its queued jobs and join its threads. Called while the loop is
+    // not running (as pyco::run does), the loop runs meanwhile, so a job may
+    // still wait for it; an exception out of the loop (keyboard_interrupt)
+    // stops the wait and leaves the jobs to finish on their own.
     void shutdown_default_executor();
 
     // --- file descriptors (one reader and one writer per fd) ---

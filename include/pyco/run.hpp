@@ -9,8 +9,15 @@
 // Ctrl-C, as asyncio.run since 3.11: on the main thread, if SIGINT has its
 // default action, the first SIGINT cancels main (so its cleanup runs) and
 // run() then raises keyboard_interrupt; a second SIGINT raises it at once.
+// A SIGINT after main ended, while run() shuts down, raises it at once too
+// (out of the cancelling, the generators' closing or the executor's join):
+// the loop is still closed, what was pending abandoned, and jobs still
+// running in the executor go on in their threads.
 #pragma once
 
+#include <exception>
+#include <optional>
+#include <type_traits>
 #include <utility>
 
 #include <pyco/coroutine.hpp>
@@ -20,10 +27,12 @@
 namespace pyco {
 
 namespace detail {
-// Everything asyncio.run does after main ends. Never throws.
-void finish_run(event_loop& loop) noexcept;
+// Everything asyncio.run does after main ends; always closes the loop. Only
+// keyboard_interrupt escapes (Ctrl-C meanwhile), the rest is reported.
+void finish_run(event_loop& loop);
 
-// SIGINT -> cancel main, while run() runs (asyncio.Runner._on_sigint).
+// SIGINT -> cancel main while it runs (asyncio.Runner._on_sigint), then
+// keyboard_interrupt while run() shuts down (Python's default handler).
 class sigint_guard {
 public:
     sigint_guard(event_loop& loop, any_task main);
@@ -32,12 +41,15 @@ public:
     sigint_guard& operator=(const sigint_guard&) = delete;
     // main ended cancelled because of Ctrl-C: raise keyboard_interrupt.
     bool interrupted_main() noexcept;
+    // run() shuts down: from now on Ctrl-C raises, whatever main's state.
+    void shutting_down() noexcept { shutting_down_ = true; }
 
 private:
     event_loop& loop_;
     any_task main_;
     int interrupts_ = 0;
     bool installed_ = false;
+    bool shutting_down_ = false;
 };
 }  // namespace detail
 
@@ -47,18 +59,27 @@ T run(coroutine<T> main, loop_options options = {}) {
         throw runtime_error("pyco::run() cannot be called from a running event loop");
     }
     event_loop loop(options);
-    struct finisher {
-        event_loop& l;
-        ~finisher() { detail::finish_run(l); }
-    } fin{loop};
     task<T> main_task = loop.create_task(std::move(main));
+    // Kept through the shutdown: a Ctrl-C there raises keyboard_interrupt.
     detail::sigint_guard sigint(loop, main_task);
+    std::exception_ptr error;
+    std::optional<std::conditional_t<std::is_void_v<T>, char, T>> value;
     try {
-        return loop.run_until_complete(main_task);
+        if constexpr (std::is_void_v<T>) {
+            loop.run_until_complete(main_task);
+        } else {
+            value.emplace(loop.run_until_complete(main_task));
+        }
     } catch (const cancelled_error&) {
-        if (sigint.interrupted_main()) throw keyboard_interrupt();
-        throw;
+        error = sigint.interrupted_main() ? std::make_exception_ptr(keyboard_interrupt()) : std::current_exception();
+    } catch (...) {
+        error = std::current_exception();
     }
+    // As asyncio.Runner.close: its keyboard_interrupt replaces main's outcome.
+    sigint.shutting_down();
+    detail::finish_run(loop);
+    if (error) std::rethrow_exception(error);
+    if constexpr (!std::is_void_v<T>) return std::move(*value);
 }
 
 }  // namespace pyco

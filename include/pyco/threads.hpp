@@ -4,6 +4,9 @@
 //   co_await loop.run_in_executor(fn)       the loop -> a worker thread and back
 //   co_await pyco::to_thread(fn, args...)   the same, on the running loop
 //   pyco::run_coroutine_threadsafe(c, loop) any thread -> a task on the loop
+//   h.resume() in another thread            an awaiter of your own whose
+//                                           await_suspend gave h to a thread:
+//                                           the task goes on on its loop
 //
 // Cancellation: cancelling a task that awaits run_in_executor/to_thread
 // raises cancelled_error in the task at once; the function itself runs to
@@ -14,8 +17,11 @@
 // Lifetimes: a job holds the loop's proxy, never the loop; if the loop has
 // closed when the job ends, the result is dropped (and the future it would
 // have completed is leaked rather than touched from the wrong thread).
-// pyco::run shuts the default executor down, joining its threads, before
-// it closes the loop, so nothing is dropped there.
+// pyco::run shuts the default executor down, joining its threads while the
+// loop still runs (a job may still wait for the loop, as in CPython), before
+// it closes the loop, so nothing is dropped there — unless a Ctrl-C cuts
+// that wait short: then run() raises keyboard_interrupt at once and the
+// jobs still running finish on their own.
 #pragma once
 
 #include <exception>

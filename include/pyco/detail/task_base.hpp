@@ -8,8 +8,8 @@
 //   - a step is queued (step_scheduled_), and nothing else wakes the task; or
 //   - the task waits on a future (fut_waiter_), whose done callback will
 //     queue exactly one wakeup; or
-//   - the task waits in a foreign awaiter, which will resume `resumer_`,
-//     which queues a step; or
+//   - the task waits in a foreign awaiter, which will resume `resumer_`
+//     (from any thread), which queues a step; or
 //   - the task is done.
 // cancel() never resumes anything itself: it cancels fut_waiter_ (whose
 // callback then wakes the task) or sets must_cancel_, which the next step
@@ -21,7 +21,14 @@
 // handle. A loop closed with tasks still pending abandons them: it reports
 // "Task was destroyed but it is pending!" and destroys their frames.
 //
-// Thread rule: loop thread only.
+// Thread rule: loop thread only, with one exception. The resumer handle a
+// foreign awaiter holds may be resumed from any thread (a user's
+// thread-pool awaitable does so from a worker): on the loop's running
+// thread it queues the step at once; anywhere else it posts the step
+// through the loop's thread-safe inbox, which wakes the loop, touching
+// neither the task nor any reference count on the way. As with any handle
+// an awaiter keeps, the loop must not be closed before that resume: a task
+// cancelled while it waits there still waits for it (pyco::run does).
 #pragma once
 
 #include <coroutine>
