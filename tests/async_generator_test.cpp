@@ -952,6 +952,26 @@ TEST(AsyncGenerator, TheBodyCannotIterateItself) {
     pyco::run(body(), vt);
 }
 
+// CPython 3.12: the body awaiting the coroutine that awaits its anext():
+// ValueError("coroutine already executing").
+TEST(AsyncGenerator, TheBodyAwaitingItsConsumerIsAlreadyExecuting) {
+    coroutine<std::optional<int>> consumer;
+    std::string why;
+    auto gen = [&]() -> async_generator<int> {
+        try {
+            co_await consumer;
+        } catch (const pyco::value_error& e) {
+            why = e.what();
+        }
+        co_yield 1;
+    };
+    auto consume = [](async_generator<int> g) -> coroutine<std::optional<int>> { co_return co_await g.anext(); };
+    auto main = [](coroutine<std::optional<int>>& c) -> coroutine<std::optional<int>> { co_return co_await c; };
+    consumer = consume(gen());
+    EXPECT_EQ(pyco::run(main(consumer), vt), 1);
+    EXPECT_EQ(why, "coroutine already executing");
+}
+
 // ---- the consuming task ----------------------------------------------------
 
 TEST(AsyncGenerator, CancellingTheConsumerRaisesCancelledErrorAtTheBodysAwait) {

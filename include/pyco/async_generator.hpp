@@ -246,6 +246,7 @@ public:
         waiting_at_ = loc;
         waited_somewhere_ = true;
         if constexpr (detail::pyco_awaitable<A>) {
+            detail::coroutine_access::check_await(a, this);
             return std::forward<A>(a);
         } else {
             return detail::foreign_awaiter<A>(std::forward<A>(a));
