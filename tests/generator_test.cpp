@@ -1017,6 +1017,33 @@ TEST(GeneratorDestroyedInside, ARangeForEndsAtTheStepThatDroppedIt) {
     EXPECT_EQ(tr, (trace_t{"1", "closed"}));
 }
 
+// The step that dropped it may also end the body, by returning or raising.
+TEST(GeneratorDestroyedInside, TheStepThatDropsItEndsTheBody) {
+    std::optional<generator<int>> holder;
+    auto returns = [](std::optional<generator<int>>& h) -> generator<int> {
+        h.reset();
+        co_return;
+    };
+    holder.emplace(returns(holder));
+    EXPECT_EQ(holder->next(), std::nullopt);
+
+    auto raises = [](std::optional<generator<int>>& h) -> generator<int> {
+        co_yield 1;
+        h.reset();
+        throw pyco::value_error("after the drop");
+    };
+    holder.emplace(raises(holder));
+    std::vector<int> seen;
+    try {
+        for (int v : *holder) seen.push_back(v);
+        ADD_FAILURE() << "no value_error";
+    } catch (const pyco::value_error& e) {
+        EXPECT_STREQ(e.what(), "after the drop");
+    }
+    EXPECT_EQ(seen, std::vector<int>{1});
+    EXPECT_FALSE(holder.has_value());
+}
+
 // Finalised as any dropped generator: a body that ignores the close is
 // reported to the unraisable hook; an exception escaping the body still
 // reaches the caller.

@@ -194,9 +194,8 @@ public:
         if (!h_) return std::nullopt;
         node& n = promise();
         if (!prepare_resume(n)) return std::nullopt;
-        orphan_guard guard(n);
-        resume(n);
-        return take_value(n);
+        n.run();
+        return finish_step(n);
     }
 
     // g.send(v): resume with `co_yield` evaluating to v. S{} is Python's
@@ -211,11 +210,10 @@ public:
             if (!detail::is_none(value)) throw type_error(detail::msg_send_just_started);
             return next();
         }
-        orphan_guard guard(n);
         n.sent_ = &value;
-        resume(n);
+        n.run();
         n.sent_ = nullptr;
-        return take_value(n);
+        return finish_step(n);
     }
 
     // g.throw(e): raise e at the suspended co_yield (innermost delegate first).
@@ -241,11 +239,13 @@ public:
             token = detail::next_close_token();
             for (node* c = n.child_; c != nullptr; c = c->child_) c->closing_token_ = token;
         }
-        orphan_guard guard(n);
         n.close_token_ = token;
         n.thrown_ = std::move(e);
-        resume_guarded(n);
-        return take_value(n);
+        n.run();
+        // A pending throw or close token never outlives the call.
+        n.close_token_ = 0;
+        n.thrown_ = nullptr;
+        return finish_step(n);
     }
 
     // g.close(): raise generator_exit at the suspended co_yield. A body that
@@ -288,7 +288,11 @@ public:
     iterator begin() {
         if (!h_) return iterator(nullptr);
         node& n = promise();
-        return advance(n) ? iterator(&n) : iterator(nullptr);
+        if (!advance(n)) [[unlikely]] {
+            end_orphan(n);
+            return iterator(nullptr);
+        }
+        return iterator(&n);
     }
     std::default_sentinel_t end() const noexcept { return std::default_sentinel; }
 
@@ -308,41 +312,50 @@ private:
         return false;
     }
 
+    // After a run: the value yielded, or empty; or what escaped the root's
+    // body, rethrown. Nothing escapes run(), so this is the only way out.
+    // (An orphaned root has orphan_mark() or the body's exception there.)
+    static std::optional<Y> finish_step(node& n) {
+        if (n.exception_) [[unlikely]] {
+            raise_escaped(n);
+            // The body destroyed its generator: hand the value back, then
+            // free the frame.
+            orphan_guard guard(n);
+            return take_value(n);
+        }
+        return take_value(n);
+    }
+    // Rethrows what escaped the body, freeing the frame first if orphaned;
+    // returns if there is only orphan_mark().
+    [[gnu::noinline]] static void raise_escaped(node& n) {
+        std::exception_ptr e = std::exchange(n.exception_, nullptr);
+        if (e == detail::orphan_mark()) return;
+        if (n.orphaned_) n.finalise();
+        std::rethrow_exception(std::move(e));
+    }
+
     // One step of iteration: afterwards value_ is the next item or null.
-    // False when the body destroyed its generator meanwhile: the frame is
-    // gone, and the iteration with it.
+    // False when the body destroyed its generator: the caller lets go of
+    // the frame, then calls end_orphan(). (A bool, not the iterator's
+    // pointer by reference, so that the pointer stays in a register.)
     static bool advance(node& n) {
         if (!prepare_resume(n)) {
             n.value_ = nullptr;
             return true;
         }
-        orphan_guard guard(n);
-        resume(n);
-        return !n.orphaned_;
-    }
-
-    // Resume the chain at its leaf; rethrow what escaped the root's body.
-    static void resume(node& n) {
         n.run();
         if (n.exception_) [[unlikely]] {
-            std::exception_ptr e = std::move(n.exception_);
-            n.exception_ = nullptr;
-            std::rethrow_exception(std::move(e));
+            if (n.orphaned_) return false;
+            raise_escaped(n);
         }
+        return true;
     }
-
-    // resume() for throw_/close: a pending throw or close token never
-    // outlives the call.
-    static void resume_guarded(node& n) {
-        try {
-            resume(n);
-        } catch (...) {
-            n.close_token_ = 0;
-            n.thrown_ = nullptr;
-            throw;
-        }
-        n.close_token_ = 0;
-        n.thrown_ = nullptr;
+    // The iteration ends with the frame (the iterator would point into it);
+    // what escaped the body is rethrown after.
+    [[gnu::noinline]] static void end_orphan(node& n) {
+        std::exception_ptr e = std::exchange(n.exception_, nullptr);
+        n.finalise();
+        if (e != detail::orphan_mark()) std::rethrow_exception(std::move(e));
     }
 
     static std::optional<Y> take_value(node& n) {
@@ -358,6 +371,7 @@ private:
             // Destroyed from inside its running chain, or while delegated
             // to: whoever runs it or delegates to it frees it (see above).
             n.orphaned_ = true;
+            if (n.parent_ == nullptr) n.exception_ = detail::orphan_mark();
             return;
         }
         n.finalise();
@@ -379,8 +393,7 @@ public:
     Y& operator*() const noexcept { return *node_->value_; }
     Y* operator->() const noexcept { return node_->value_; }
     iterator& operator++() {
-        node* n = std::exchange(node_, nullptr);  // stays null if advance throws
-        if (generator::advance(*n)) node_ = n;
+        if (!generator::advance(*node_)) [[unlikely]] generator::end_orphan(*std::exchange(node_, nullptr));
         return *this;
     }
     void operator++(int) { ++*this; }

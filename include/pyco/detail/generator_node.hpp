@@ -33,7 +33,10 @@
 //    Exactly one party still on the stack or in the chain then frees it:
 //    the consumer call that is resuming the chain (a root), or the
 //    delegator's `co_yield from` (a borrowed sub-generator). Nobody else
-//    holds the node, so nobody else may touch it.
+//    holds the node, so nobody else may touch it. A root orphaned while it
+//    runs also gets orphan_mark() in exception_ (unless the body's own
+//    exception replaces it), so that the consumer's one test after a run,
+//    exception_, catches this case too and the fast path pays nothing.
 #pragma once
 
 #include <atomic>
@@ -62,6 +65,13 @@ inline constexpr const char* msg_send_just_started =
 inline std::uint64_t next_close_token() noexcept {
     static std::atomic<std::uint64_t> counter{0};
     return counter.fetch_add(1, std::memory_order_relaxed) + 1;
+}
+
+// The stand-in exception_ of a root orphaned while it runs (see above).
+struct orphan_marker {};
+inline const std::exception_ptr& orphan_mark() {
+    static const std::exception_ptr mark = std::make_exception_ptr(orphan_marker{});
+    return mark;
 }
 
 template <class S>
@@ -218,7 +228,7 @@ struct gen_node : sent_slot<S> {
         run();
         close_token_ = 0;
         thrown_ = nullptr;
-        if (exception_) {
+        if (exception_ && exception_ != orphan_mark()) {
             std::exception_ptr e = std::move(exception_);
             exception_ = nullptr;
             // Usually the very generator_exit we sent comes back: compare
@@ -226,13 +236,14 @@ struct gen_node : sent_slot<S> {
             if (e == exit || exception_is<generator_exit>(e)) return;
             std::rethrow_exception(std::move(e));
         }
+        exception_ = nullptr;  // orphan_mark()
         if (value_ != nullptr) throw runtime_error(msg_ignored_exit);
     }
 
     // gen.__del__ then the frame freed: a suspended generator is closed
     // first, and what the close raises goes to the unraisable hook. Only
     // for a root that is not running.
-    void finalise() noexcept {
+    [[gnu::noinline]] void finalise() noexcept {
         orphaned_ = false;
         if (started_ && !closed()) {
             try {
