@@ -80,9 +80,16 @@ void asyncgen_base::last_ref_gone() noexcept {
         unlink();  // CPython: self._asyncgens.discard(agen)
         refs_ = 1;
         try {
-            // From here the task's parameter owns the reference: if making
-            // the task fails, releasing it frees the frame (now unlinked).
-            create_task(*loop_, finalize_asyncgen(asyncgen_ref::adopt(this)));
+            // CPython: loop.call_soon_threadsafe(loop.create_task,
+            // agen.aclose()) — the task is made one iteration later, so the
+            // close starts the iteration after that. (We are on the loop's
+            // thread, where call_soon queues in the same place.) From here
+            // the callback owns the reference, then the task's parameter:
+            // whichever is dropped unrun frees the frame, now unlinked.
+            event_loop* loop = loop_;
+            loop->call_soon([g = asyncgen_ref::adopt(this), loop]() mutable {
+                create_task(*loop, finalize_asyncgen(std::move(g)));
+            });
         } catch (...) {
         }
         return;

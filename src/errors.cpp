@@ -11,6 +11,9 @@ std::string incomplete_read_message(std::size_t got, std::optional<std::size_t> 
            (expected ? std::to_string(*expected) : std::string("undefined")) + " expected bytes";
 }
 
+// isinstance(e, Exception): what `catch (const std::exception&)` catches.
+bool is_exception(const std::exception_ptr& e) { return exception_is<std::exception>(e); }
+
 std::string group_message(const std::string& message, std::size_t n) {
     // CPython's str(ExceptionGroup): 'msg (2 sub-exceptions)'
     return message + " (" + std::to_string(n) + (n == 1 ? " sub-exception)" : " sub-exceptions)");
@@ -24,10 +27,10 @@ incomplete_read_error::incomplete_read_error(std::string partial,
       partial_(std::move(partial)),
       expected_(expected) {}
 
-exception_group::exception_group(std::string message, std::vector<std::exception_ptr> exceptions)
-    : error(group_message(message, exceptions.size())),
-      message_(std::move(message)),
-      exceptions_(std::move(exceptions)) {
+namespace detail {
+
+group_data::group_data(std::string message, std::vector<std::exception_ptr> exceptions)
+    : message_(std::move(message)), exceptions_(std::move(exceptions)) {
     if (exceptions_.empty()) {
         throw value_error("second argument (exceptions) must be a non-empty sequence");
     }
@@ -39,10 +42,10 @@ exception_group::exception_group(std::string message, std::vector<std::exception
     }
 }
 
-const exception_group* exception_group::as_group(const std::exception_ptr& e) {
+const group_data* group_data::as_group(const std::exception_ptr& e) {
     try {
         std::rethrow_exception(e);
-    } catch (const exception_group& g) {
+    } catch (const group_data& g) {
         // The object lives inside `e`, which the caller keeps alive.
         return &g;
     } catch (...) {
@@ -50,9 +53,29 @@ const exception_group* exception_group::as_group(const std::exception_ptr& e) {
     }
 }
 
-std::optional<exception_group> exception_group::derive(std::vector<std::exception_ptr> excs) const {
-    if (excs.empty()) return std::nullopt;
-    return exception_group(message_, std::move(excs));
+}  // namespace detail
+
+base_exception_group::base_exception_group(std::string message, std::vector<std::exception_ptr> exceptions)
+    : base_exception(group_message(message, exceptions.size())),
+      group_ops(std::move(message), std::move(exceptions)) {}
+
+exception_group::exception_group(std::string message, std::vector<std::exception_ptr> exceptions)
+    : error(group_message(message, exceptions.size())), group_ops(std::move(message), std::move(exceptions)) {
+    for (const std::exception_ptr& e : exceptions_) {
+        if (!is_exception(e)) throw type_error("Cannot nest BaseExceptions in an ExceptionGroup");
+    }
+}
+
+std::exception_ptr make_exception_group(std::string message, std::vector<std::exception_ptr> exceptions) {
+    bool all = true;
+    for (const std::exception_ptr& e : exceptions) {
+        if (e && !is_exception(e)) {
+            all = false;
+            break;
+        }
+    }
+    if (all) return std::make_exception_ptr(exception_group(std::move(message), std::move(exceptions)));
+    return std::make_exception_ptr(base_exception_group(std::move(message), std::move(exceptions)));
 }
 
 }  // namespace pyco

@@ -7,6 +7,13 @@
 
 namespace pyco {
 
+namespace {
+
+// CPython's TaskGroup._is_base_error: KeyboardInterrupt (or SystemExit).
+bool is_base_error(const std::exception_ptr& e) { return exception_is<keyboard_interrupt>(e); }
+
+}  // namespace
+
 task_group::~task_group() {
     // Entered, never exited, and destroyed by the parent itself: its scope
     // was left without awaiting exit() (see the header).
@@ -117,6 +124,7 @@ void task_group::on_task_done(member* m) {
     std::exception_ptr exc = t.exception();
     if (!exc) return;
     errors_.push_back(exc);
+    if (!base_error_ && is_base_error(exc)) base_error_ = exc;
 
     if (parent_.done()) {
         // CPython is not sure this can happen either; it reports it.
@@ -145,6 +153,7 @@ void task_group::abort() {
 
 coroutine<void> task_group::aexit(std::exception_ptr exc) {
     exiting_ = true;
+    if (exc && !base_error_ && is_base_error(exc)) base_error_ = exc;
     const bool body_cancelled = exc && exception_group::matches<cancelled_error>(exc);
     std::exception_ptr propagate_cancellation_error = body_cancelled ? exc : nullptr;
 
@@ -175,6 +184,12 @@ coroutine<void> task_group::aexit(std::exception_ptr exc) {
         if (parent_.uncancel() == 0) propagate_cancellation_error = nullptr;
     }
 
+    // As CPython 3.12: after the uncancel, before everything else.
+    if (base_error_) {
+        errors_.clear();
+        std::rethrow_exception(base_error_);
+    }
+
     // Errors take priority over a cancellation.
     if (propagate_cancellation_error && errors_.empty()) std::rethrow_exception(propagate_cancellation_error);
 
@@ -189,7 +204,9 @@ coroutine<void> task_group::aexit(std::exception_ptr exc) {
         }
         std::vector<std::exception_ptr> errors = std::move(errors_);
         errors_.clear();
-        throw exception_group("unhandled errors in a TaskGroup", std::move(errors));
+        // BaseExceptionGroup(...): an exception_group unless some error is
+        // not an Exception.
+        std::rethrow_exception(make_exception_group("unhandled errors in a TaskGroup", std::move(errors)));
     }
 }
 

@@ -80,6 +80,70 @@ TEST(Coroutine, AwaitingTwiceIsRuntimeError) {
     EXPECT_EQ(pyco::run(outer()), "3 cannot reuse already awaited coroutine");
 }
 
+// CPython 3.12: awaiting a coroutine another task is inside of is
+// "coroutine is being awaited already"; once it finished, "cannot reuse
+// already awaited coroutine".
+TEST(Coroutine, AwaitingOneSuspendedInAnotherAwaitIsBeingAwaitedAlready) {
+    auto slow = []() -> coroutine<int> {
+        co_await pyco::sleep(10ms);
+        co_return 1;
+    };
+    auto wrap = [](coroutine<int>& c) -> coroutine<int> { co_return co_await c; };
+    auto main = [&]() -> coroutine<trace_t> {
+        trace_t tr;
+        auto c = slow();
+        auto t = pyco::create_task(wrap(c));
+        co_await pyco::sleep(0s);  // t now waits inside c's sleep
+        try {
+            co_await c;
+        } catch (const pyco::runtime_error& e) {
+            tr.push_back(std::string("during: ") + e.what());
+        }
+        tr.push_back("task: " + std::to_string(co_await t));
+        try {
+            co_await c;
+        } catch (const pyco::runtime_error& e) {
+            tr.push_back(std::string("after: ") + e.what());
+        }
+        co_return tr;
+    };
+    EXPECT_EQ(pyco::run(main(), {.virtual_time = true}),
+              (trace_t{"during: coroutine is being awaited already", "task: 1",
+                       "after: cannot reuse already awaited coroutine"}));
+}
+
+// CPython 3.12: a coroutine awaiting itself, or one awaiting it, gets
+// ValueError("coroutine already executing").
+TEST(Coroutine, AwaitingOneInTheRunningChainIsAlreadyExecuting) {
+    auto main = [](coroutine<std::string>& c) -> coroutine<std::string> { co_return co_await c; };
+    coroutine<std::string> self;
+    auto self_await = [](coroutine<std::string>& me) -> coroutine<std::string> {
+        try {
+            co_await me;
+        } catch (const pyco::value_error& e) {
+            co_return e.what();
+        }
+        co_return "no";
+    };
+    self = self_await(self);
+    EXPECT_EQ(pyco::run(main(self)), "coroutine already executing");
+
+    coroutine<std::string> parent;
+    auto child = [](coroutine<std::string>& p) -> coroutine<std::string> {
+        try {
+            co_await p;
+        } catch (const pyco::value_error& e) {
+            co_return e.what();
+        }
+        co_return "no";
+    };
+    auto parent_body = [&child](coroutine<std::string>& p) -> coroutine<std::string> {
+        co_return co_await child(p);
+    };
+    parent = parent_body(parent);
+    EXPECT_EQ(pyco::run(main(parent)), "coroutine already executing");
+}
+
 TEST(Coroutine, TenMillionImmediateAwaitsDoNotGrowTheStack) {
     // folly #2077, cppcoro #31: a loop of awaits that complete at once
     // must not nest. 10 million frames of stack would be far beyond 8 MiB.

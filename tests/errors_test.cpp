@@ -31,6 +31,10 @@ TEST(Errors, HierarchyMirrorsPython) {
     static_assert(std::is_base_of_v<error, queue_full>);
     static_assert(std::is_base_of_v<error, queue_shut_down>);
     static_assert(std::is_base_of_v<error, exception_group>);
+    // BaseExceptionGroup: outside `except Exception`.
+    static_assert(std::is_base_of_v<base_exception, base_exception_group>);
+    static_assert(!std::is_base_of_v<std::exception, base_exception_group>);
+    static_assert(!std::is_base_of_v<error, base_exception_group>);
     SUCCEED();
 }
 
@@ -180,10 +184,100 @@ TEST(ExceptionGroup, SubgroupAndPredicate) {
 }
 
 TEST(ExceptionGroup, MatchesAnyExceptionType) {
-    exception_group g("g", {ep(std::out_of_range("oor")), ep(cancelled_error())});
+    exception_group g("g", {ep(std::out_of_range("oor")), ep(value_error("v"))});
     auto [std_errs, rest] = g.split<std::logic_error>();
     ASSERT_TRUE(std_errs && rest);
-    EXPECT_TRUE(exception_group::matches<cancelled_error>(rest->exceptions()[0]));
+    EXPECT_TRUE(exception_group::matches<value_error>(rest->exceptions()[0]));
+}
+
+// ---- BaseExceptionGroup ----------------------------------------------------
+
+struct my_base_exc : base_exception {
+    my_base_exc() : base_exception("MyBaseExc") {}
+};
+
+// ExceptionGroup("m", [KeyboardInterrupt()]) is a TypeError in CPython.
+TEST(BaseExceptionGroup, AnExceptionGroupRefusesABaseException) {
+    try {
+        exception_group("m", {ep(value_error("v")), ep(keyboard_interrupt())});
+        ADD_FAILURE() << "accepted";
+    } catch (const type_error& e) {
+        EXPECT_STREQ(e.what(), "Cannot nest BaseExceptions in an ExceptionGroup");
+    }
+    EXPECT_THROW(exception_group("m", {ep(cancelled_error())}), type_error);
+    EXPECT_THROW(exception_group("m", {std::make_exception_ptr(42)}), type_error);
+    base_exception_group inner("inner", {ep(my_base_exc())});
+    EXPECT_THROW(exception_group("m", {std::make_exception_ptr(inner)}), type_error);
+}
+
+// BaseExceptionGroup(msg, excs) is an ExceptionGroup when it can be.
+TEST(BaseExceptionGroup, MakeExceptionGroupChoosesTheKindAsCPythonDoes) {
+    std::exception_ptr all_errors =
+        make_exception_group("m", {ep(value_error("v")), ep(std::out_of_range("oor"))});
+    EXPECT_TRUE(exception_is<exception_group>(all_errors));
+    for (std::exception_ptr odd : {ep(keyboard_interrupt()), ep(cancelled_error()), ep(generator_exit()),
+                                   ep(my_base_exc()), std::make_exception_ptr(42)}) {
+        std::exception_ptr g = make_exception_group("m", {ep(value_error("v")), odd});
+        EXPECT_TRUE(exception_is<base_exception_group>(g));
+        EXPECT_FALSE(exception_is<std::exception>(g));  // except Exception misses it
+        EXPECT_TRUE(exception_is<base_exception>(g));
+        EXPECT_EQ(what_of(g), "m (2 sub-exceptions)");
+    }
+    EXPECT_THROW(make_exception_group("m", {}), value_error);
+}
+
+// CPython 3.12:
+//   g = BaseExceptionGroup("m", [KeyboardInterrupt(), ValueError("v"),
+//                                ExceptionGroup("n", [TypeError()])])
+//   g.split(ValueError)  -> (ExceptionGroup('m', [ValueError('v')]),
+//       BaseExceptionGroup('m', [KeyboardInterrupt(), ExceptionGroup('n', [TypeError()])]))
+//   g.split(Exception)   -> (ExceptionGroup('m', [ValueError('v'), ExceptionGroup('n', [TypeError()])]),
+//                            BaseExceptionGroup('m', [KeyboardInterrupt()]))
+TEST(BaseExceptionGroup, SplitWorksAsOnAnExceptionGroup) {
+    exception_group n("n", {ep(type_error("t"))});
+    base_exception_group g("m", {ep(keyboard_interrupt()), ep(value_error("v")), std::make_exception_ptr(n)});
+    EXPECT_STREQ(g.what(), "m (3 sub-exceptions)");
+    EXPECT_EQ(g.message(), "m");
+
+    auto [values, rest] = g.split<value_error>();
+    ASSERT_TRUE(values && rest);
+    ASSERT_EQ(values->exceptions().size(), 1u);
+    EXPECT_EQ(what_of(values->exceptions()[0]), "v");
+    EXPECT_THROW(values->raise(), exception_group);  // all Exceptions: an ExceptionGroup
+    ASSERT_EQ(rest->exceptions().size(), 2u);
+    EXPECT_TRUE(exception_is<keyboard_interrupt>(rest->exceptions()[0]));
+    EXPECT_TRUE(exception_is<exception_group>(rest->exceptions()[1]));  // n, which has no value_error
+    EXPECT_THROW(rest->raise(), base_exception_group);
+
+    auto [exceptions, others] = g.split<std::exception>();
+    ASSERT_TRUE(exceptions && others);
+    EXPECT_EQ(exceptions->exceptions().size(), 2u);  // v, and the nested group whole
+    ASSERT_EQ(others->exceptions().size(), 1u);
+    EXPECT_TRUE(exception_is<keyboard_interrupt>(others->exceptions()[0]));
+
+    // A group that is itself an E is taken whole.
+    auto [whole, none] = g.split<base_exception_group>();
+    EXPECT_TRUE(whole && !none);
+    EXPECT_TRUE(g.subgroup<keyboard_interrupt>());
+    EXPECT_FALSE(g.subgroup<queue_empty>());
+}
+
+// CPython 3.12:
+//   BaseExceptionGroup("m", [ValueError("v"),
+//       BaseExceptionGroup("n", [KeyboardInterrupt(), TypeError()])]).split(KeyboardInterrupt)
+//   -> (BaseExceptionGroup('m', [BaseExceptionGroup('n', [KeyboardInterrupt()])]),
+//       ExceptionGroup('m', [ValueError('v'), ExceptionGroup('n', [TypeError()])]))
+TEST(BaseExceptionGroup, NestedPartsAreOfTheKindTheirMembersMake) {
+    base_exception_group n("n", {ep(keyboard_interrupt()), ep(type_error("t"))});
+    base_exception_group g("m", {ep(value_error("v")), std::make_exception_ptr(n)});
+    auto [interrupts, rest] = g.split<keyboard_interrupt>();
+    ASSERT_TRUE(interrupts && rest);
+    ASSERT_EQ(interrupts->exceptions().size(), 1u);
+    EXPECT_TRUE(exception_is<base_exception_group>(interrupts->exceptions()[0]));
+    ASSERT_EQ(rest->exceptions().size(), 2u);
+    EXPECT_TRUE(exception_is<exception_group>(rest->exceptions()[1]));  // upgraded
+    EXPECT_EQ(what_of(rest->exceptions()[1]), "n (1 sub-exception)");
+    EXPECT_THROW(rest->raise(), exception_group);
 }
 
 }  // namespace

@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <memory>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -721,6 +722,61 @@ TEST(GeneratorYieldFrom, SendIntoADelegatedRangeIsTypeErrorInTheDelegator) {
     EXPECT_EQ(h.send(7), 100);
 }
 
+// PEP 380: `if _s is None: _y = next(_i)`. S{} is pyco's None.
+TEST(GeneratorYieldFrom, SendingNoneIntoADelegatedRangeAdvancesIt) {
+    auto body = []() -> generator<int, int> {
+        std::vector<int> v{1, 2, 3};
+        co_yield pyco::from(v);
+        co_yield 100;
+    };
+    auto g = body();
+    EXPECT_EQ(g.next(), 1);
+    EXPECT_EQ(g.send(0), 2);
+    EXPECT_EQ(g.send(0), 3);
+    EXPECT_EQ(g.send(0), 100);
+
+    auto opt = []() -> generator<int, std::optional<int>> {
+        std::vector<int> v{1, 2};
+        co_yield pyco::from(std::move(v));
+    };
+    auto h = opt();
+    EXPECT_EQ(h.next(), 1);
+    EXPECT_EQ(h.send(std::nullopt), 2);
+    EXPECT_EQ(h.send(std::nullopt), std::nullopt);
+}
+
+// CPython: "'list_iterator' object has no attribute 'send'" (AttributeError),
+// raised in the delegator, which can catch it and go on.
+TEST(GeneratorYieldFrom, SendingAValueIntoADelegatedRangeNamesTheRange) {
+    std::string why;
+    auto body = [&why]() -> generator<int, std::optional<int>> {
+        std::vector<int> v{1, 2};
+        try {
+            co_yield pyco::from(v);
+        } catch (const pyco::type_error& e) {
+            why = e.what();
+        }
+        co_yield 100;
+    };
+    auto g = body();
+    EXPECT_EQ(g.next(), 1);
+    EXPECT_EQ(g.send(7), 100);
+    EXPECT_EQ(why, "'std::vector<int>' object has no attribute 'send'");
+}
+
+TEST(GeneratorSend, SendingNoneToAJustStartedGeneratorStartsIt) {
+    // CPython refuses only a non-None value ("can't send non-None value").
+    auto body = []() -> generator<int, std::optional<int>> {
+        auto got = co_yield 1;
+        co_yield got.value_or(-1);
+    };
+    auto g = body();
+    EXPECT_EQ(g.send(std::nullopt), 1);
+    EXPECT_EQ(g.send(5), 5);
+    auto h = body();
+    EXPECT_THROW(h.send(5), pyco::type_error);
+}
+
 TEST(GeneratorYieldFrom, BorrowedSubgeneratorStaysWithItsOwner) {
     auto sub = []() -> generator<int, void, int> {
         co_yield 1;
@@ -808,6 +864,246 @@ TEST(GeneratorYieldFrom, InnerStateIsRunningWhileTheChainRuns) {
     EXPECT_EQ(s.state(), gen_state::suspended);
     g.next();
     EXPECT_EQ(seen, gen_state::running);
+}
+
+// ------------------------------------------ destroyed from inside its body
+// CPython cannot free a running generator (the call that runs it holds a
+// reference): it is freed, and so closed, when that call returns. pyco
+// keeps the frame until then. Traces checked against CPython 3.12.
+
+// holder = [g()]; def g(): holder[0] = None; yield 1  ... next(holder[0])
+TEST(GeneratorDestroyedInside, ItsOwnBodyDropsItClosedWhenTheCallReturns) {
+    trace_t tr;
+    std::unique_ptr<generator<int>> holder;
+    auto body = [](trace_t& t, std::unique_ptr<generator<int>>& h) -> generator<int> {
+        struct fin {
+            trace_t& t;
+            ~fin() { t.push_back("finally"); }
+        } f{t};
+        t.push_back("start");
+        h.reset();  // the last owner of this very generator
+        t.push_back("dropped");
+        co_yield 1;
+        t.push_back("resumed");
+        co_yield 2;
+    };
+    holder = std::make_unique<generator<int>>(body(tr, holder));
+    auto x = holder->next();
+    tr.push_back("got " + std::to_string(x.value_or(-1)));
+    EXPECT_EQ(tr, (trace_t{"start", "dropped", "finally", "got 1"}));
+    EXPECT_EQ(holder, nullptr);
+}
+
+// The body of the innermost generator drops the outermost one.
+TEST(GeneratorDestroyedInside, TheLeafDropsTheRootOfItsChain) {
+    trace_t tr;
+    std::optional<generator<int>> holder;
+    auto sub = [](trace_t& t, std::optional<generator<int>>& h) -> generator<int> {
+        struct fin {
+            trace_t& t;
+            ~fin() { t.push_back("sub finally"); }
+        } f{t};
+        h.reset();
+        co_yield 1;
+    };
+    auto outer = [&sub](trace_t& t, std::optional<generator<int>>& h) -> generator<int> {
+        struct fin {
+            trace_t& t;
+            ~fin() { t.push_back("outer finally"); }
+        } f{t};
+        co_yield pyco::from(sub(t, h));
+    };
+    holder.emplace(outer(tr, holder));
+    auto x = holder->next();
+    tr.push_back("got " + std::to_string(x.value_or(-1)));
+    EXPECT_EQ(tr, (trace_t{"sub finally", "outer finally", "got 1"}));
+}
+
+// A borrowed sub-generator drops its own owner: the delegator, which still
+// delegates to it, frees it when the delegation ends (as CPython's `s`
+// parameter keeps it alive).
+TEST(GeneratorDestroyedInside, ABorrowedSubgeneratorDropsItself) {
+    trace_t tr;
+    auto holder = std::make_unique<generator<int, void, int>>();
+    auto sub = [](trace_t& t, std::unique_ptr<generator<int, void, int>>& h)
+        -> generator<int, void, int> {
+        struct fin {
+            trace_t& t;
+            ~fin() { t.push_back("sub finally"); }
+        } f{t};
+        co_yield 1;
+        h.reset();
+        t.push_back("dropped sub");
+        co_yield 2;
+        co_yield 3;
+        co_return 7;
+    };
+    auto outer = [](trace_t& t, generator<int, void, int>& s) -> generator<int> {
+        int r = co_yield pyco::from(s);
+        t.push_back("outer after " + std::to_string(r));
+        co_yield 4;
+    };
+    *holder = sub(tr, holder);
+    for (int v : outer(tr, *holder)) tr.push_back(std::to_string(v));
+    EXPECT_EQ(tr, (trace_t{"1", "dropped sub", "2", "3", "sub finally", "outer after 7", "4"}));
+}
+
+// The same, destroyed by the consumer while the chain is suspended in it.
+TEST(GeneratorDestroyedInside, ABorrowedSubgeneratorDroppedBetweenSteps) {
+    trace_t tr;
+    auto sub = [](trace_t& t) -> generator<int> {
+        struct fin {
+            trace_t& t;
+            ~fin() { t.push_back("sub finally"); }
+        } f{t};
+        co_yield 1;
+        co_yield 2;
+    };
+    auto outer = [](generator<int>& s) -> generator<int> {
+        co_yield pyco::from(s);
+        co_yield 3;
+    };
+    auto s = std::make_unique<generator<int>>(sub(tr));
+    auto g = outer(*s);
+    EXPECT_EQ(g.next(), 1);
+    s.reset();  // delegated to: the delegator keeps the frame
+    EXPECT_TRUE(tr.empty());
+    EXPECT_EQ(g.next(), 2);
+    EXPECT_EQ(g.next(), 3);
+    EXPECT_EQ(tr, trace_t{"sub finally"});
+    EXPECT_EQ(g.next(), std::nullopt);
+}
+
+// Dropped while still delegating: closing the delegator closes it too.
+TEST(GeneratorDestroyedInside, ABorrowedSubgeneratorDroppedThenTheChainClosed) {
+    trace_t tr;
+    auto sub = [](trace_t& t) -> generator<int> {
+        try {
+            co_yield 1;
+            co_yield 2;
+        } catch (const pyco::generator_exit&) {
+            t.push_back("sub closed");
+            throw;
+        }
+    };
+    auto outer = [](generator<int>& s) -> generator<int> { co_yield pyco::from(s); };
+    auto s = std::make_unique<generator<int>>(sub(tr));
+    {
+        auto g = outer(*s);
+        EXPECT_EQ(g.next(), 1);
+        s.reset();
+    }
+    EXPECT_EQ(tr, trace_t{"sub closed"});
+}
+
+// A range-for cannot see the value of the step that destroyed the generator:
+// its iterator points into the frame, which is closed at once.
+TEST(GeneratorDestroyedInside, ARangeForEndsAtTheStepThatDroppedIt) {
+    trace_t tr;
+    std::optional<generator<int>> holder;
+    auto body = [](trace_t& t, std::optional<generator<int>>& h) -> generator<int> {
+        try {
+            co_yield 1;
+            h.reset();
+            co_yield 2;
+            co_yield 3;
+        } catch (const pyco::generator_exit&) {
+            t.push_back("closed");
+            throw;
+        }
+    };
+    holder.emplace(body(tr, holder));
+    for (int v : *holder) tr.push_back(std::to_string(v));
+    EXPECT_EQ(tr, (trace_t{"1", "closed"}));
+}
+
+// The step that dropped it may also end the body, by returning or raising.
+TEST(GeneratorDestroyedInside, TheStepThatDropsItEndsTheBody) {
+    std::optional<generator<int>> holder;
+    auto returns = [](std::optional<generator<int>>& h) -> generator<int> {
+        h.reset();
+        co_return;
+    };
+    holder.emplace(returns(holder));
+    EXPECT_EQ(holder->next(), std::nullopt);
+
+    auto raises = [](std::optional<generator<int>>& h) -> generator<int> {
+        co_yield 1;
+        h.reset();
+        throw pyco::value_error("after the drop");
+    };
+    holder.emplace(raises(holder));
+    std::vector<int> seen;
+    try {
+        for (int v : *holder) seen.push_back(v);
+        ADD_FAILURE() << "no value_error";
+    } catch (const pyco::value_error& e) {
+        EXPECT_STREQ(e.what(), "after the drop");
+    }
+    EXPECT_EQ(seen, std::vector<int>{1});
+    EXPECT_FALSE(holder.has_value());
+}
+
+// Finalised as any dropped generator: a body that ignores the close is
+// reported to the unraisable hook; an exception escaping the body still
+// reaches the caller.
+TEST(GeneratorDestroyedInside, TheCloseAfterwardsReportsToTheUnraisableHook) {
+    std::optional<generator<int>> holder;
+    auto stubborn = [](std::optional<generator<int>>& h) -> generator<int> {
+        h.reset();
+        bool closing = false;
+        try {
+            co_yield 1;
+        } catch (const pyco::generator_exit&) {
+            closing = true;
+        }
+        if (closing) co_yield 2;
+    };
+    unraisable_capture cap;
+    holder.emplace(stubborn(holder));
+    EXPECT_EQ(holder->next(), 1);
+    EXPECT_EQ(cap.reports, trace_t{"pyco::runtime_error: generator ignored GeneratorExit"});
+
+    auto failing = [](std::optional<generator<int>>& h) -> generator<int> {
+        h.reset();
+        throw pyco::value_error("after the drop");
+        co_yield 1;
+    };
+    holder.emplace(failing(holder));
+    EXPECT_THROW(holder->next(), pyco::value_error);
+    EXPECT_FALSE(holder.has_value());
+}
+
+// throw_() and close() are calls that run the body too.
+TEST(GeneratorDestroyedInside, DroppedDuringThrowOrClose) {
+    trace_t tr;
+    std::optional<generator<int>> holder;
+    auto body = [](trace_t& t, std::optional<generator<int>>& h) -> generator<int> {
+        bool thrown = false;
+        try {
+            co_yield 1;
+        } catch (const pyco::value_error&) {
+            thrown = true;
+        } catch (const pyco::generator_exit&) {
+            h.reset();
+            t.push_back("dropped in close");
+            throw;
+        }
+        if (thrown) {
+            h.reset();
+            t.push_back("dropped in throw");
+            co_yield 2;
+        }
+    };
+    holder.emplace(body(tr, holder));
+    holder->next();
+    EXPECT_EQ(holder->throw_(pyco::value_error("x")), 2);
+    EXPECT_FALSE(holder.has_value());
+    holder.emplace(body(tr, holder));
+    holder->next();
+    holder->close();
+    EXPECT_FALSE(holder.has_value());
+    EXPECT_EQ(tr, (trace_t{"dropped in throw", "dropped in close"}));
 }
 
 }  // namespace

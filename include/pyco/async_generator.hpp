@@ -54,7 +54,9 @@
 // - A started, unfinished generator whose last reference goes while its
 //   loop is running on this thread is not destroyed: the loop closes it, as
 //   the finaliser hook does, with a task running aclose() that owns the
-//   frame until then. A failure there is reported as that task's
+//   frame until then. As in CPython, that task is made by a callback on the
+//   next iteration, so the close starts two iterations after the drop.
+//   A failure there is reported as that task's
 //   "Task exception was never retrieved".
 // - Otherwise (no running loop, the loop closed, a created or finished or
 //   already-closed generator) the frame is destroyed in place: destructors
@@ -246,6 +248,7 @@ public:
         waiting_at_ = loc;
         waited_somewhere_ = true;
         if constexpr (detail::pyco_awaitable<A>) {
+            detail::coroutine_access::check_await(a, this);
             return std::forward<A>(a);
         } else {
             return detail::foreign_awaiter<A>(std::forward<A>(a));

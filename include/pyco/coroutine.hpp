@@ -4,8 +4,12 @@
 // Awaiting one runs it inline, as awaiting a coroutine does in Python: the
 // awaiter transfers control into it and it transfers back when it ends (by
 // symmetric transfer, so a long loop of coroutines that finish at once does
-// not grow the stack). A coroutine can be awaited once: again is
-// runtime_error("cannot reuse already awaited coroutine").
+// not grow the stack). A coroutine can be awaited once. Awaiting it again
+// is, as in CPython: runtime_error("cannot reuse already awaited
+// coroutine") once it finished; runtime_error("coroutine is being awaited
+// already") while it is suspended, awaited by someone else; and
+// value_error("coroutine already executing") from inside it (a coroutine
+// awaiting itself, or one of those awaiting it, in the running chain).
 //
 // Inside a task, a coroutine may await anything awaitable: pyco's own
 // awaitables (coroutine, future, task, sleep, ...) suspend the task through
@@ -96,6 +100,10 @@ private:
 
 void warn_never_awaited(const std::source_location& where) noexcept;
 
+// Why `c`, already awaited, cannot be awaited by `awaiting` (the running
+// coroutine's frame, or null when unknown). `done`: c finished.
+[[noreturn]] void refuse_await(const coro_frame& c, bool done, const coro_frame* awaiting);
+
 }  // namespace detail
 
 template <class T>
@@ -152,7 +160,7 @@ private:
     handle_type start() {
         if (!h_) throw runtime_error("cannot await an empty coroutine");
         auto& p = h_.promise();
-        if (p.started_) throw runtime_error("cannot reuse already awaited coroutine");
+        if (p.started_) [[unlikely]] detail::refuse_await(p, h_.done(), nullptr);
         p.started_ = true;
         return h_;
     }
@@ -186,6 +194,15 @@ struct coroutine_access {
     template <class T>
     static void unawaited_ok(coroutine<T>& c) noexcept {
         if (c.h_) c.h_.promise().unawaited_ok_ = true;
+    }
+    // Before `awaiting` awaits c: refuse with the message that says why.
+    template <class A>
+    static void check_await(const A&, const coro_frame*) noexcept {}
+    template <class T>
+    static void check_await(const coroutine<T>& c, const coro_frame* awaiting) {
+        if (c.h_ && c.h_.promise().started_) [[unlikely]] {
+            refuse_await(c.h_.promise(), c.h_.done(), awaiting);
+        }
     }
 };
 
@@ -233,6 +250,7 @@ public:
         waiting_at_ = loc;
         waited_somewhere_ = true;
         if constexpr (detail::pyco_awaitable<A>) {
+            detail::coroutine_access::check_await(a, this);
             return std::forward<A>(a);
         } else {
             return detail::foreign_awaiter<A>(std::forward<A>(a));

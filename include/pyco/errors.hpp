@@ -4,11 +4,16 @@
 //   ├── generator_exit                (GeneratorExit)    not a std::exception
 //   ├── cancelled_error               (CancelledError)   not a std::exception
 //   ├── keyboard_interrupt            (KeyboardInterrupt) not a std::exception
+//   ├── base_exception_group          (BaseExceptionGroup) not a std::exception
 //   └── error : std::exception        (Exception)
 //       ├── type_error, value_error, runtime_error (broken_barrier_error), timeout_error,
 //       ├── invalid_state_error, incomplete_read_error, limit_overrun_error,
 //       ├── queue_empty, queue_full, queue_shut_down
 //       └── exception_group           (ExceptionGroup)
+//
+// (CPython's ExceptionGroup is also a BaseExceptionGroup; in C++ that would
+// make base_exception an ambiguous base of exception_group, so the two
+// group types are siblings that share their interface, detail::group_ops.)
 //
 // Why generator_exit and cancelled_error stay outside std::exception: in
 // Python they are BaseExceptions precisely so that `except Exception:` cannot
@@ -148,55 +153,90 @@ bool exception_is(const std::exception_ptr& e) noexcept {
     }
 }
 
-// ExceptionGroup: a message and the exceptions it groups, in order. Groups
-// nest; split<E>() and subgroup<E>() keep the nesting, as `except*` does.
-class exception_group : public error {
-public:
-    exception_group(std::string message, std::vector<std::exception_ptr> exceptions);
+class base_exception_group;
+class exception_group;
 
+// BaseExceptionGroup(message, exceptions), as CPython's constructor decides
+// the kind: an exception_group when every member is an Exception, else a
+// base_exception_group. An Exception is what `catch (const std::exception&)`
+// catches (pyco::error and the standard library's errors); the others are
+// base_exceptions that are not errors (keyboard_interrupt, cancelled_error,
+// generator_exit, a user's own), base_exception_groups, and anything else
+// thrown. value_error when `exceptions` is empty or holds a null.
+std::exception_ptr make_exception_group(std::string message, std::vector<std::exception_ptr> exceptions);
+
+namespace detail {
+
+// What both kinds of group hold, and how they split. Not an exception
+// itself; each group type derives from it once, so a handler for it sees
+// either kind.
+class group_data {
+public:
     const std::string& message() const noexcept { return message_; }
     const std::vector<std::exception_ptr>& exceptions() const noexcept { return exceptions_; }
 
-    // The leaves matching `match`, in a group of the same shape, or nothing.
-    template <class Pred>
-    std::optional<exception_group> subgroup_if(Pred match) const {
-        return split_if(match).first;
-    }
+    // The group a member is, of either kind, or null.
+    static const group_data* as_group(const std::exception_ptr& e);
 
-    // (matching, rest): each a group of the same shape as this one, or nothing
-    // when no leaf falls on that side. A nested group that matches as a whole
-    // is not taken apart.
+protected:
+    group_data(std::string message, std::vector<std::exception_ptr> exceptions);
+
+    using parts = std::pair<std::vector<std::exception_ptr>, std::vector<std::exception_ptr>>;
+
+    // The members matching `match` and the rest. A nested group that does
+    // not match as a whole is split the same way, each side of it remade
+    // with make_exception_group (so a side of a base_exception_group that
+    // holds only Exceptions is an exception_group, as in CPython).
     template <class Pred>
-    std::pair<std::optional<exception_group>, std::optional<exception_group>>
-    split_if(Pred match) const {
-        std::vector<std::exception_ptr> yes, no;
+    parts partition(Pred& match) const {
+        parts out;
         for (const auto& e : exceptions_) {
             if (match(e)) {
-                yes.push_back(e);
-                continue;
-            }
-            if (const exception_group* nested = as_group(e)) {
-                auto [m, r] = nested->split_if(match);
-                if (m) yes.push_back(std::make_exception_ptr(std::move(*m)));
-                if (r) no.push_back(std::make_exception_ptr(std::move(*r)));
+                out.first.push_back(e);
+            } else if (const group_data* nested = as_group(e)) {
+                auto [m, r] = nested->partition(match);
+                if (!m.empty()) out.first.push_back(make_exception_group(nested->message_, std::move(m)));
+                if (!r.empty()) out.second.push_back(make_exception_group(nested->message_, std::move(r)));
             } else {
-                no.push_back(e);
+                out.second.push_back(e);
             }
         }
+        return out;
+    }
+
+    std::string message_;
+    std::vector<std::exception_ptr> exceptions_;
+};
+
+// split/subgroup for a group type G, whose parts are G's.
+template <class G>
+class group_ops : public group_data {
+public:
+    // (matching, rest): each a group of the same shape as this one, or
+    // nothing when no leaf falls on that side. A nested group that matches
+    // as a whole is not taken apart.
+    template <class Pred>
+    std::pair<std::optional<G>, std::optional<G>> split_if(Pred match) const {
+        auto [yes, no] = partition(match);
         return {derive(std::move(yes)), derive(std::move(no))};
+    }
+    // The leaves matching `match`, in a group of the same shape, or nothing.
+    template <class Pred>
+    std::optional<G> subgroup_if(Pred match) const {
+        return split_if(match).first;
     }
 
     // except* E: a group that is itself an E is taken whole.
     template <class E>
-    std::pair<std::optional<exception_group>, std::optional<exception_group>> split() const {
-        if constexpr (std::is_base_of_v<E, exception_group>) {
-            return {*this, std::nullopt};
+    std::pair<std::optional<G>, std::optional<G>> split() const {
+        if constexpr (std::is_base_of_v<E, G>) {
+            return {static_cast<const G&>(*this), std::nullopt};
         } else {
             return split_if(&matches<E>);
         }
     }
     template <class E>
-    std::optional<exception_group> subgroup() const {
+    std::optional<G> subgroup() const {
         return split<E>().first;
     }
 
@@ -206,12 +246,47 @@ public:
         return exception_is<E>(e);
     }
 
-private:
-    static const exception_group* as_group(const std::exception_ptr& e);
-    std::optional<exception_group> derive(std::vector<std::exception_ptr> excs) const;
+    // raise: throws this group as CPython would have made it (see
+    // make_exception_group), which for a part of a base_exception_group
+    // holding only Exceptions is an exception_group.
+    [[noreturn]] void raise() const { std::rethrow_exception(make_exception_group(message_, exceptions_)); }
 
-    std::string message_;
-    std::vector<std::exception_ptr> exceptions_;
+protected:
+    using group_data::group_data;
+
+private:
+    std::optional<G> derive(std::vector<std::exception_ptr> excs) const {
+        if (excs.empty()) return std::nullopt;
+        return G(message_, std::move(excs));
+    }
+};
+
+}  // namespace detail
+
+// BaseExceptionGroup: a group that holds at least one exception that is not
+// an Exception. A base_exception only, so that `catch (const
+// std::exception&)` — `except Exception` — does not catch it, as CPython's
+// except Exception does not catch a BaseExceptionGroup. A task_group
+// raises one when a child (or the body) failed with such an exception.
+//
+// C++ types are static: a base_exception_group's split parts are
+// base_exception_groups whatever they hold. `part.raise()` throws a part as
+// CPython's split would have made it (an exception_group when it holds only
+// Exceptions); `throw *part` throws a base_exception_group regardless.
+// Nested groups inside parts are already of the right kind.
+class base_exception_group : public base_exception, public detail::group_ops<base_exception_group> {
+public:
+    base_exception_group(std::string message, std::vector<std::exception_ptr> exceptions);
+};
+
+// ExceptionGroup: a message and the Exceptions it groups, in order. Groups
+// nest; split<E>() and subgroup<E>() keep the nesting, as `except*` does.
+// A member that is not an Exception is refused, as CPython refuses it:
+// type_error("Cannot nest BaseExceptions in an ExceptionGroup"); use
+// make_exception_group to get whichever kind fits.
+class exception_group : public error, public detail::group_ops<exception_group> {
+public:
+    exception_group(std::string message, std::vector<std::exception_ptr> exceptions);
 };
 
 }  // namespace pyco

@@ -21,17 +21,37 @@
 //
 // Destruction closes a suspended generator, as gen.__del__ does; what close()
 // raises then goes to pyco::unraisable_hook, never out of the destructor.
+//
+// Destroyed from inside its own body. A body can drop the last owner of its
+// own generator (`holder.reset()` from inside it), or of a generator it is
+// delegating to through a borrowed `from(g)`. Freeing the frame then would
+// free the code that is running. CPython cannot get there (the call that
+// runs a generator holds a reference to it), so pyco does what that
+// reference would do: the destructor only marks the frame orphaned, and the
+// frame lives until the call that runs it is over — the consumer's
+// next()/send()/throw_()/close(), or the delegator's `co_yield from` for a
+// borrowed sub-generator. Then it is finalised as a dropped generator is:
+// that call's result is handed back first, then a suspended body gets
+// generator_exit (errors to pyco::unraisable_hook) and the frame is freed.
+// Nothing is refused and nothing terminates; no code after the resume
+// touches the destroyed generator object, only the frame's promise. A
+// range-for whose generator is destroyed this way ends at that step (its
+// iterator points into the frame, so the value just yielded is not seen).
+// Why not refuse: a destructor cannot throw into the body, and terminating
+// would punish a program CPython runs correctly.
 #pragma once
 
+#include <algorithm>
 #include <concepts>
 #include <coroutine>
 #include <cstddef>
-#include <cstdio>
 #include <exception>
 #include <iterator>
 #include <optional>
 #include <ranges>
+#include <source_location>
 #include <string>
+#include <string_view>
 #include <type_traits>
 #include <utility>
 
@@ -91,15 +111,50 @@ private:
     Rg range_;  // a reference for lvalues, the range itself for rvalues
 };
 
-// An item from a delegated range: yielded like any value, but a send() to it
-// is refused, as CPython refuses send() to an iterator without one.
+// An item from a delegated range Rg: yielded like any value, but a send()
+// of anything but None to it is refused, as CPython's `yield from` refuses
+// one to an iterator without send().
 // (A constructor, not an aggregate: GCC 12 destroys a brace-built aggregate
 // in a co_yield full-expression twice.)
-template <class Y>
+template <class Y, class Rg>
 struct range_item {
     explicit range_item(Y v) : value(std::move(v)) {}
     Y value;
 };
+
+template <class T>
+inline constexpr bool is_optional_v = false;
+template <class T>
+inline constexpr bool is_optional_v<std::optional<T>> = true;
+
+// Python's None among sent values: S{}, what next() delivers. An S that
+// cannot be compared has no None but an empty optional.
+template <class S>
+bool is_none(const S& v) {
+    if constexpr (is_optional_v<S>) {
+        return !v.has_value();
+    } else if constexpr (std::equality_comparable<S>) {
+        return v == S{};
+    } else {
+        return false;
+    }
+}
+
+// The name of T as the compiler spells it, for messages ("std::vector<int>").
+template <class T>
+const std::string& type_name() {
+    static const std::string name = [](std::string_view f) {
+        // GCC: "... [with T = X; ...]", clang: "... [T = X]"
+        std::size_t at = f.find("T = ");
+        if (at == std::string_view::npos) return std::string("range");
+        at += 4;
+        std::size_t end = std::min(f.find(';', at), f.rfind(']'));
+        std::string n(f.substr(at, end - at));
+        for (std::size_t p; (p = n.find("std::__cxx11::")) != std::string::npos;) n.erase(p + 5, 9);
+        return n;
+    }(std::source_location::current().function_name());
+    return name;
+}
 
 }  // namespace detail
 
@@ -133,23 +188,32 @@ public:
     ~generator() { release(); }
 
     // next(g): the next value, or empty when the generator is finished.
+    // After the resume only the frame (n) is used: the body may have
+    // destroyed *this (see the header comment).
     std::optional<Y> next() {
-        if (!h_ || !prepare_resume(promise())) return std::nullopt;
-        resume(promise());
-        return take_value();
+        if (!h_) return std::nullopt;
+        node& n = promise();
+        if (!prepare_resume(n)) return std::nullopt;
+        n.run();
+        return finish_step(n);
     }
 
-    // g.send(v): resume with `co_yield` evaluating to v.
+    // g.send(v): resume with `co_yield` evaluating to v. S{} is Python's
+    // None: sending it to a just-started generator starts it, as next() does.
     template <class SS = S>
         requires(!std::is_void_v<SS>)
     std::optional<Y> send(std::type_identity_t<SS> value) {
-        if (!h_ || !prepare_resume(promise())) return std::nullopt;
+        if (!h_) return std::nullopt;
         node& n = promise();
-        if (!n.started_) throw type_error(detail::msg_send_just_started);
+        if (!prepare_resume(n)) return std::nullopt;
+        if (!n.started_) [[unlikely]] {
+            if (!detail::is_none(value)) throw type_error(detail::msg_send_just_started);
+            return next();
+        }
         n.sent_ = &value;
-        resume(n);
+        n.run();
         n.sent_ = nullptr;
-        return take_value();
+        return finish_step(n);
     }
 
     // g.throw(e): raise e at the suspended co_yield (innermost delegate first).
@@ -163,7 +227,7 @@ public:
         if (!e) throw type_error("throw_() needs an exception");
         if (!h_) std::rethrow_exception(e);
         node& n = promise();
-        check_not_running(n);
+        n.check_not_running();
         if (!n.started_ || n.closed()) {
             // Never run: it raises at its start, so the body never runs.
             n.mark_closed();
@@ -177,8 +241,11 @@ public:
         }
         n.close_token_ = token;
         n.thrown_ = std::move(e);
-        resume_guarded();
-        return take_value();
+        n.run();
+        // A pending throw or close token never outlives the call.
+        n.close_token_ = 0;
+        n.thrown_ = nullptr;
+        return finish_step(n);
     }
 
     // g.close(): raise generator_exit at the suspended co_yield. A body that
@@ -187,28 +254,8 @@ public:
     void close() {
         if (!h_) return;
         node& n = promise();
-        check_not_running(n);
-        if (!n.started_ || n.closed()) {
-            n.mark_closed();
-            return;
-        }
-        const std::uint64_t token = detail::next_close_token();
-        for (node* c = &n; c != nullptr; c = c->child_) c->closing_token_ = token;
-        const std::exception_ptr exit = std::make_exception_ptr(generator_exit());
-        n.close_token_ = token;
-        n.thrown_ = exit;
-        run_leaf(n);
-        n.close_token_ = 0;
-        n.thrown_ = nullptr;
-        if (n.exception_) {
-            std::exception_ptr e = std::move(n.exception_);
-            n.exception_ = nullptr;
-            // Usually the very generator_exit we sent comes back: compare
-            // rather than rethrow, for a C++ throw costs about a microsecond.
-            if (e == exit || exception_is<generator_exit>(e)) return;
-            std::rethrow_exception(std::move(e));
-        }
-        if (n.value_ != nullptr) throw runtime_error(detail::msg_ignored_exit);
+        orphan_guard guard(n);
+        n.close();
     }
 
     gen_state state() const noexcept {
@@ -240,8 +287,12 @@ public:
     // (as iter() of a started generator continues where it is).
     iterator begin() {
         if (!h_) return iterator(nullptr);
-        advance(promise());
-        return iterator(&promise());
+        node& n = promise();
+        if (!advance(n)) [[unlikely]] {
+            end_orphan(n);
+            return iterator(nullptr);
+        }
+        return iterator(&n);
     }
     std::default_sentinel_t end() const noexcept { return std::default_sentinel; }
 
@@ -251,86 +302,80 @@ private:
 
     node& promise() const noexcept { return h_.promise(); }
 
-
-    static void check_not_running(const node& n) {
-        if (n.chain_running()) throw value_error(detail::msg_already_executing);
-        if (n.parent_ != nullptr) {
-            throw value_error("generator is being delegated to; drive its delegator instead");
-        }
-    }
+    using orphan_guard = detail::orphan_guard<Y, S>;
 
     // False when there is nothing to resume (finished). One test on the
     // fast path: the consumer holds a root, so its own flags say it all.
     static bool prepare_resume(node& n) {
         if (n.blocked_ == 0) [[likely]] return true;
-        check_not_running(n);
+        n.check_not_running();
         return false;
     }
 
-    // One step of iteration: afterwards value_ is the next item or null.
-    static void advance(node& n) {
-        if (prepare_resume(n)) {
-            resume(n);
-        } else {
-            n.value_ = nullptr;
-        }
-    }
-
-    // Resume the leaf; rethrow what escaped the root's body.
-    // Resume the chain at its leaf; whatever escapes stays in exception_.
-    static void run_leaf(node& n) noexcept {
-        n.value_ = nullptr;
-        n.blocked_ |= node::k_running;
-        n.leaf_->handle_.resume();
-        n.blocked_ &= static_cast<std::uint8_t>(~node::k_running);
-    }
-
-    static void resume(node& n) {
-        run_leaf(n);
+    // After a run: the value yielded, or empty; or what escaped the root's
+    // body, rethrown. Nothing escapes run(), so this is the only way out.
+    // (An orphaned root has orphan_mark() or the body's exception there.)
+    static std::optional<Y> finish_step(node& n) {
         if (n.exception_) [[unlikely]] {
-            std::exception_ptr e = std::move(n.exception_);
-            n.exception_ = nullptr;
-            std::rethrow_exception(std::move(e));
+            raise_escaped(n);
+            // The body destroyed its generator: hand the value back, then
+            // free the frame.
+            orphan_guard guard(n);
+            return take_value(n);
         }
+        return take_value(n);
+    }
+    // Rethrows what escaped the body, freeing the frame first if orphaned;
+    // returns if there is only orphan_mark().
+    [[gnu::noinline]] static void raise_escaped(node& n) {
+        std::exception_ptr e = std::exchange(n.exception_, nullptr);
+        if (e == detail::orphan_mark()) return;
+        if (n.orphaned_) n.finalise();
+        std::rethrow_exception(std::move(e));
     }
 
-    // resume() for throw_/close: a pending throw or close token never
-    // outlives the call.
-    void resume_guarded() {
-        node& n = promise();
-        try {
-            resume(n);
-        } catch (...) {
-            n.close_token_ = 0;
-            n.thrown_ = nullptr;
-            throw;
+    // One step of iteration: afterwards value_ is the next item or null.
+    // False when the body destroyed its generator: the caller lets go of
+    // the frame, then calls end_orphan(). (A bool, not the iterator's
+    // pointer by reference, so that the pointer stays in a register.)
+    static bool advance(node& n) {
+        if (!prepare_resume(n)) {
+            n.value_ = nullptr;
+            return true;
         }
-        n.close_token_ = 0;
-        n.thrown_ = nullptr;
+        n.run();
+        if (n.exception_) [[unlikely]] {
+            if (n.orphaned_) return false;
+            raise_escaped(n);
+        }
+        return true;
+    }
+    // The iteration ends with the frame (the iterator would point into it);
+    // what escaped the body is rethrown after.
+    [[gnu::noinline]] static void end_orphan(node& n) {
+        std::exception_ptr e = std::exchange(n.exception_, nullptr);
+        n.finalise();
+        if (e != detail::orphan_mark()) std::rethrow_exception(std::move(e));
     }
 
-    std::optional<Y> take_value() {
-        node& n = promise();
+    static std::optional<Y> take_value(node& n) {
         if (n.value_ == nullptr) return std::nullopt;
         return std::optional<Y>(std::move(*n.value_));
     }
 
     void release() noexcept {
         if (!h_) return;
-        const gen_state st = state();
-        if (st == gen_state::suspended && promise().parent_ == nullptr) {
-            try {
-                close();
-            } catch (...) {
-                char object[64];
-                describe(object, sizeof object);
-                report_unraisable(std::current_exception(), object);
-            }
+        node& n = promise();
+        h_ = nullptr;
+        if (n.parent_ != nullptr || (n.blocked_ & node::k_running)) [[unlikely]] {
+            // Destroyed from inside its running chain, or while delegated
+            // to: whoever runs it or delegates to it frees it (see above).
+            n.orphaned_ = true;
+            if (n.parent_ == nullptr) n.exception_ = detail::orphan_mark();
+            return;
         }
-        std::exchange(h_, nullptr).destroy();
+        n.finalise();
     }
-
-    void describe(char* buf, std::size_t size) const noexcept;
 
     handle_type h_;
 };
@@ -348,7 +393,7 @@ public:
     Y& operator*() const noexcept { return *node_->value_; }
     Y* operator->() const noexcept { return node_->value_; }
     iterator& operator++() {
-        generator::advance(*node_);
+        if (!generator::advance(*node_)) [[unlikely]] generator::end_orphan(*std::exchange(node_, nullptr));
         return *this;
     }
     void operator++(int) { ++*this; }
@@ -379,13 +424,23 @@ struct generator_access {
 };
 
 // `co_yield pyco::from(gen)`: link, run the sub-generator, then take its
-// return value or its exception.
+// return value or its exception. After await_ready() only the child's node
+// is used, never the generator object: a borrowed one may be destroyed
+// while it is delegated to (it is then orphaned, and freed here).
 template <class Y, class S, class R2, bool Owned>
 class delegate_awaiter {
 public:
     delegate_awaiter(gen_node<Y, S>* self, generator_delegation<Y, S, R2, Owned>&& d) noexcept
         : self_(self), delegation_(std::move(d)) {}
     delegate_awaiter(const delegate_awaiter&) = delete;
+
+    ~delegate_awaiter() {
+        if (child_ == nullptr) return;
+        // Our frame is destroyed in the middle of the delegation.
+        if (child_->parent_ == self_) [[unlikely]] self_->unlink_child();
+        // (An owned child is then finalised by delegation_'s destructor.)
+        if (child_->orphaned_) [[unlikely]] child_->finalise();
+    }
 
     bool await_ready() {
         auto& g = delegation_.get();
@@ -395,18 +450,18 @@ public:
         if (child.parent_ != nullptr) {
             throw value_error("generator is already being delegated to");
         }
+        child_ = &child;
         exhausted_ = child.closed();  // `yield from` ends at once, with None
         return exhausted_;
     }
 
     std::coroutine_handle<> await_suspend(std::coroutine_handle<>) noexcept {
-        return self_->attach(&generator_access::node_of(delegation_.get()));
+        return self_->attach(child_);
     }
 
     R2 await_resume() {
         self_->raise_thrown();  // the sub-generator ignored GeneratorExit
-        auto& g = delegation_.get();
-        gen_node<Y, S>& child = generator_access::node_of(g);
+        gen_node<Y, S>& child = *child_;
         if (child.exception_) {
             std::exception_ptr e = std::move(child.exception_);
             child.exception_ = nullptr;
@@ -433,6 +488,7 @@ public:
 
 private:
     gen_node<Y, S>* self_;
+    gen_node<Y, S>* child_ = nullptr;
     generator_delegation<Y, S, R2, Owned> delegation_;
     bool exhausted_ = false;
 };
@@ -441,7 +497,7 @@ private:
 template <class Y, class S, class Rg>
 generator<Y, S> walk_range(Rg range) {
     for (auto&& item : range) {
-        co_yield range_item<Y>(Y(std::forward<decltype(item)>(item)));
+        co_yield range_item<Y, Rg>(Y(std::forward<decltype(item)>(item)));
     }
 }
 
@@ -502,20 +558,27 @@ public:
         return {this, detail::generator_delegation<Y, S, void, true>(std::move(walker))};
     }
 
-    // A delegated range's item: refuse a send, as an iterator without send()
-    // does (CPython raises AttributeError; C++ has no such type).
+    // A delegated range's item. PEP 380: a None sent advances the range (as
+    // next() does); any other value is refused, raised in the delegator.
+    // CPython raises AttributeError ("'list_iterator' object has no
+    // attribute 'send'"); pyco has no AttributeError, so it is a type_error
+    // with the same words, naming the range's type.
+    template <class Rg>
     struct range_item_awaiter : detail::yield_awaiter<Y, S> {
         using detail::yield_awaiter<Y, S>::yield_awaiter;
         void await_resume() const {
             this->self_->raise_thrown();
             if constexpr (!std::is_void_v<S>) {
-                if (this->self_->root_->sent_) {
-                    throw type_error("cannot send a value to a delegated range: it has no send()");
+                const S* sent = this->self_->root_->sent_;
+                if (sent != nullptr && !detail::is_none(*sent)) [[unlikely]] {
+                    throw type_error("'" + detail::type_name<std::remove_cvref_t<Rg>>() +
+                                     "' object has no attribute 'send'");
                 }
             }
         }
     };
-    range_item_awaiter yield_value(detail::range_item<Y>&& item) noexcept {
+    template <class Rg>
+    range_item_awaiter<Rg> yield_value(detail::range_item<Y, Rg>&& item) noexcept {
         return {this, std::addressof(item.value)};
     }
 
@@ -523,11 +586,6 @@ public:
     template <class T>
     void await_transform(T&&) = delete;
 };
-
-template <class Y, class S, class R>
-void generator<Y, S, R>::describe(char* buf, std::size_t size) const noexcept {
-    std::snprintf(buf, size, "<generator object at %p>", h_.address());
-}
 
 // ---------------------------------------------------------------------------
 

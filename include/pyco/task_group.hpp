@@ -31,9 +31,15 @@
 //
 // A port of CPython 3.12's taskgroups.py. aexit() waits until every task of
 // the group is done, then raises, in this order of priority:
-//   - exception_group("unhandled errors in a TaskGroup", errors): the
-//     exceptions of the tasks that failed, in the order they finished, and
-//     last the body's own exception (unless that is a cancelled_error);
+//   - the first keyboard_interrupt, of a task or of the body, as it is
+//     (CPython's _base_error, for KeyboardInterrupt and SystemExit; pyco has
+//     no SystemExit);
+//   - "unhandled errors in a TaskGroup" with the exceptions of the tasks
+//     that failed, in the order they finished, and last the body's own
+//     exception (unless that is a cancelled_error): an exception_group when
+//     all are Exceptions (std::exceptions), else a base_exception_group,
+//     which `catch (const std::exception&)` does not catch (CPython's
+//     BaseExceptionGroup(...) chooses the same way);
 //   - the cancelled_error that cancelled the parent task from outside;
 //   - nothing, when the body ended normally, no task failed and nobody
 //     cancelled the parent from outside.
@@ -50,8 +56,9 @@
 // errors. The body's exception likewise cancels the children.
 // Once aborting, create_task() refuses ("is shutting down"), as it does
 // before aenter() ("has not been entered") and after aexit() ("is finished").
-// KeyboardInterrupt/SystemExit have no counterpart here, so CPython's
-// _base_error special case is not ported.
+// (CPython's Task also re-raises KeyboardInterrupt out of the event loop at
+// once; a pyco task keeps it as its exception, so here it only reaches the
+// group, which raises it unwrapped after the other tasks are done.)
 //
 // The group cannot be copied or moved (its tasks' done callbacks refer to
 // it); if it is destroyed before aexit() finished because its task was
@@ -152,6 +159,7 @@ private:
     detail::list_link tasks_;  // of member
     std::size_t size_ = 0;
     std::vector<std::exception_ptr> errors_;
+    std::exception_ptr base_error_;  // the first keyboard_interrupt
     future<void> on_completed_;  // empty: none (CPython's None)
     bool entered_ = false;
     bool exiting_ = false;

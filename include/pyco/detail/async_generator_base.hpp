@@ -7,10 +7,11 @@
 // Ownership: the frame is reference-counted (CPython keeps an async
 // generator alive while anything refers to it). References: the
 // async_generator object, each operation awaitable (anext/asend/athrow/
-// aclose, as CPython's asend/athrow objects hold the generator), a
-// finaliser task, shutdown_asyncgens. When the last goes, last_ref_gone()
-// either hands the frame to a task that closes it (the finaliser) or
-// destroys it in place.
+// aclose, as CPython's asend/athrow objects hold the generator), the
+// finaliser's callback and then its task, shutdown_asyncgens. When the last
+// goes, last_ref_gone() either hands the frame to a callback that makes a
+// task that closes it (the finaliser hook: CPython's
+// call_soon_threadsafe(create_task, agen.aclose())) or destroys it in place.
 //
 // State (CPython's names in brackets):
 //   frame_    created -> started -> finished   [gi_frame_state]

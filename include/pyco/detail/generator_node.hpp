@@ -28,17 +28,29 @@
 //    above the yielder is the one that "ignored GeneratorExit". Nodes that
 //    join the chain during cleanup are not stamped, because CPython does not
 //    close them: it closes only what was delegating when close() began.
+//  - orphaned_: the owning generator object was destroyed while the frame
+//    could not be freed (its chain was running, or it was delegated to).
+//    Exactly one party still on the stack or in the chain then frees it:
+//    the consumer call that is resuming the chain (a root), or the
+//    delegator's `co_yield from` (a borrowed sub-generator). Nobody else
+//    holds the node, so nobody else may touch it. A root orphaned while it
+//    runs also gets orphan_mark() in exception_ (unless the body's own
+//    exception replaces it), so that the consumer's one test after a run,
+//    exception_, catches this case too and the fast path pays nothing.
 #pragma once
 
 #include <atomic>
 #include <coroutine>
+#include <cstddef>
 #include <cstdint>
+#include <cstdio>
 #include <exception>
 #include <optional>
 #include <type_traits>
 #include <utility>
 
 #include <pyco/errors.hpp>
+#include <pyco/unraisable.hpp>
 
 namespace pyco::detail {
 
@@ -53,6 +65,13 @@ inline constexpr const char* msg_send_just_started =
 inline std::uint64_t next_close_token() noexcept {
     static std::atomic<std::uint64_t> counter{0};
     return counter.fetch_add(1, std::memory_order_relaxed) + 1;
+}
+
+// The stand-in exception_ of a root orphaned while it runs (see above).
+struct orphan_marker {};
+inline const std::exception_ptr& orphan_mark() {
+    static const std::exception_ptr mark = std::make_exception_ptr(orphan_marker{});
+    return mark;
 }
 
 template <class S>
@@ -75,6 +94,7 @@ struct gen_node : sent_slot<S> {
     std::exception_ptr exception_;    // escaped the body; taken by parent or consumer
     std::uint64_t closing_token_ = 0;  // stamped by close()
     bool started_ = false;
+    bool orphaned_ = false;  // its generator object is gone (see above)
     // Why this node cannot be resumed by its consumer right now, if at all:
     // one byte, so that next() tests one thing on its fast path.
     enum : std::uint8_t { k_closed = 1, k_running = 2, k_delegated = 4 };
@@ -158,6 +178,105 @@ struct gen_node : sent_slot<S> {
             std::rethrow_exception(std::move(e));
         }
     }
+
+    // This delegator's frame is destroyed while `child_` is still linked
+    // (only after a close the root ignored): the child and what it delegates
+    // to become a chain of their own, which its owner closes as usual.
+    void unlink_child() noexcept {
+        gen_node* child = child_;
+        child_ = nullptr;
+        root_->leaf_ = this;
+        gen_node* leaf = child;
+        for (gen_node* n = child; n != nullptr; n = n->child_) {
+            n->root_ = child;
+            leaf = n;
+        }
+        child->leaf_ = leaf;
+        child->parent_ = nullptr;
+        child->blocked_ &= static_cast<std::uint8_t>(~k_delegated);
+    }
+
+    // --- the consumer's side, on a root ---
+
+    // Resume the chain at its leaf; whatever escapes stays in exception_.
+    void run() noexcept {
+        value_ = nullptr;
+        blocked_ |= k_running;
+        leaf_->handle_.resume();
+        blocked_ &= static_cast<std::uint8_t>(~k_running);
+    }
+
+    void check_not_running() const {
+        if (chain_running()) throw value_error(msg_already_executing);
+        if (parent_ != nullptr) {
+            throw value_error("generator is being delegated to; drive its delegator instead");
+        }
+    }
+
+    // gen.close(), after CPython's gen_close (see the invariants above).
+    void close() {
+        check_not_running();
+        if (!started_ || closed()) {
+            mark_closed();
+            return;
+        }
+        const std::uint64_t token = next_close_token();
+        for (gen_node* c = this; c != nullptr; c = c->child_) c->closing_token_ = token;
+        const std::exception_ptr exit = std::make_exception_ptr(generator_exit());
+        close_token_ = token;
+        thrown_ = exit;
+        run();
+        close_token_ = 0;
+        thrown_ = nullptr;
+        if (exception_ && exception_ != orphan_mark()) {
+            std::exception_ptr e = std::move(exception_);
+            exception_ = nullptr;
+            // Usually the very generator_exit we sent comes back: compare
+            // rather than rethrow, for a C++ throw costs about a microsecond.
+            if (e == exit || exception_is<generator_exit>(e)) return;
+            std::rethrow_exception(std::move(e));
+        }
+        exception_ = nullptr;  // orphan_mark()
+        if (value_ != nullptr) throw runtime_error(msg_ignored_exit);
+    }
+
+    // gen.__del__ then the frame freed: a suspended generator is closed
+    // first, and what the close raises goes to the unraisable hook. Only
+    // for a root that is not running.
+    [[gnu::noinline]] void finalise() noexcept {
+        orphaned_ = false;
+        if (started_ && !closed()) {
+            try {
+                close();
+            } catch (...) {
+                char object[64];
+                describe(object, sizeof object);
+                report_unraisable(std::current_exception(), object);
+            }
+        }
+        handle_.destroy();
+    }
+
+    void describe(char* buf, std::size_t size) const noexcept {
+        std::snprintf(buf, size, "<generator object at %p>", handle_.address());
+    }
+};
+
+// Frees an orphaned generator when the call that was resuming it (or the
+// delegation that borrowed it) is over, on every way out of that call. As
+// CPython frees a generator whose last reference went while it ran when the
+// call that ran it returns.
+template <class Y, class S>
+class orphan_guard {
+public:
+    explicit orphan_guard(gen_node<Y, S>& n) noexcept : n_(n) {}
+    orphan_guard(const orphan_guard&) = delete;
+    ~orphan_guard() {
+        if (n_.orphaned_) [[unlikely]] n_.finalise();
+    }
+
+private:
+    gen_node<Y, S>& n_;
 };
 
 // Where the yielded value lives between suspension and the consumer's read.
