@@ -49,7 +49,8 @@ class task;
 namespace detail {
 
 class io_backend;
-struct io_event;
+struct io_op;
+struct io_result;
 class future_base;
 
 // A callback the user can cancel (asyncio's Handle / TimerHandle).
@@ -250,6 +251,8 @@ public:
 
     bool virtual_time() const noexcept { return virtual_time_; }
     const char* backend_name() const noexcept;
+    // The I/O seam (detail/io_backend.hpp), for transports and sockets.
+    detail::io_backend& backend() noexcept { return *backend_; }
 
     // --- for pyco's own machinery ---
     // Queue a raw entry for the next iteration. No allocation once warm.
@@ -274,18 +277,16 @@ private:
     void set_fd_callback(int fd, bool writer, std::function<void()> fn);
     bool clear_fd_callback(int fd, bool writer);
     static void run_handle(void* a, void* b, bool run);
-
-    struct fd_entry {
-        detail::intrusive_ptr<detail::handle_state> reader, writer;
-        unsigned interest = 0;
-    };
+    static void invoke_handle(detail::handle_state* h);
+    static void fd_ready(detail::io_op& op, const detail::io_result& r);
+    struct fd_entry;
 
     detail::ready_ring ready_;
     std::vector<detail::timer_entry> timers_;
     std::size_t cancelled_timers_ = 0;
     std::uint64_t timer_seq_ = 0;
-    std::unordered_map<int, fd_entry> fds_;
-    std::vector<detail::io_event> io_events_;
+    // add_reader/add_writer: a readiness operation per fd and direction.
+    std::unordered_map<int, std::unique_ptr<fd_entry>> fds_;
     std::unique_ptr<detail::io_backend> backend_;
     std::shared_ptr<detail::loop_proxy> proxy_;
     std::unique_ptr<executor> default_executor_;
