@@ -287,6 +287,11 @@ io_status epoll_backend::submit(io_op& op) {
         }
         ready = false;
     }
+    if (op.flags & io_flag_try) {
+        op.state = 0;
+        op.result = -EAGAIN;
+        return io_status::done;
+    }
     park(op, s);
     return io_status::pending;
 }

@@ -69,6 +69,11 @@ enum class io_opcode : std::uint8_t {
 enum io_flags : std::uint8_t {
     io_flag_pipe = 1,    // a pipe or tty, not a socket: read(2)/writev(2)
     io_flag_stream = 2,  // a byte stream (TCP, Unix stream, pipe): a short read drained it
+    // send/sendto/recv/recvfrom: do it now or fail with -EAGAIN; never park.
+    // submit() then always returns io_status::done, and the buffers are free
+    // again when it returns (a transport's first write tries the caller's
+    // bytes in place this way, and copies only what the kernel did not take).
+    io_flag_try = 4,
 };
 
 enum class io_status : std::uint8_t { pending, done };
