@@ -30,6 +30,7 @@
 #include <string>
 #include <type_traits>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include <pyco/detail/intrusive.hpp>
@@ -45,6 +46,21 @@ template <class T>
 class coroutine;
 template <class T>
 class task;
+class protocol;
+class transport;
+class server;
+class socket;
+struct server_options;
+struct unix_server_options;
+struct connection_options;
+class datagram_protocol;
+class datagram_transport;
+struct datagram_options;
+using datagram_protocol_factory = std::function<std::shared_ptr<datagram_protocol>()>;
+using datagram_pair = std::pair<std::shared_ptr<datagram_transport>, std::shared_ptr<datagram_protocol>>;
+// What makes a protocol for each connection (Python's protocol_factory).
+using protocol_factory = std::function<std::shared_ptr<protocol>()>;
+using connection_pair = std::pair<std::shared_ptr<transport>, std::shared_ptr<protocol>>;
 
 namespace detail {
 
@@ -236,6 +252,27 @@ public:
     void add_signal_handler(int sig, std::function<void()> fn);
     // Restores the default action; false if no handler was set.
     bool remove_signal_handler(int sig);
+
+    // --- transports and servers (src/net/connection.cpp) ---
+    // Need <pyco/net/connection.hpp> (options, connection_pair, server).
+    // Each returns once the protocol's connection_made has run (clients) or
+    // the listening sockets are bound (and, with start_serving, accepting).
+    coroutine<connection_pair> create_connection(protocol_factory factory, std::string host, std::uint16_t port);
+    coroutine<connection_pair> create_connection(protocol_factory factory, std::string host, std::uint16_t port,
+                                                 connection_options options);
+    // Python's sock=: an already connected stream socket.
+    coroutine<connection_pair> create_connection(protocol_factory factory, socket sock);
+    coroutine<connection_pair> create_unix_connection(protocol_factory factory, std::string path);
+    coroutine<connection_pair> connect_accepted_socket(protocol_factory factory, socket sock);
+    // host "" listens on every interface; port 0 picks a free port.
+    coroutine<server> create_server(protocol_factory factory, std::string host, std::uint16_t port);
+    coroutine<server> create_server(protocol_factory factory, std::string host, std::uint16_t port,
+                                    server_options options);
+    coroutine<server> create_server(protocol_factory factory, std::vector<std::string> hosts, std::uint16_t port,
+                                    server_options options);
+    coroutine<server> create_unix_server(protocol_factory factory, std::string path, unix_server_options options);
+    // Needs <pyco/net/datagram.hpp>.
+    coroutine<datagram_pair> create_datagram_endpoint(datagram_protocol_factory factory, datagram_options options);
 
     // --- errors ---
     void set_exception_handler(exception_handler h) { handler_ = std::move(h); }

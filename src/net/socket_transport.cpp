@@ -26,6 +26,7 @@
 #include <pyco/detail/io_backend.hpp>
 #include <pyco/errors.hpp>
 #include <pyco/event_loop.hpp>
+#include <pyco/net/address.hpp>
 #include <pyco/net/os_error.hpp>
 #include <pyco/net/protocol.hpp>
 
@@ -59,7 +60,7 @@ bool is_quiet_error(const std::exception_ptr& e) {
 class stream_transport final : public transport {
 public:
     stream_transport(event_loop& loop, int fd, std::shared_ptr<protocol> proto, stream_transport_options o)
-        : loop_(&loop), fd_(fd), pipe_(o.is_pipe) {
+        : loop_(&loop), fd_(fd), pipe_(o.is_pipe), on_lost_(std::move(o.on_lost)) {
         set_protocol(std::move(proto));
         rop_.on_complete = &on_read;
         rop_.user = this;
@@ -85,9 +86,23 @@ public:
     }
 
     // --- base_transport ---
+    // peername and sockname are asked of the kernel at the first request
+    // and kept (asyncio asks at creation; most connections never ask).
     std::any get_extra_info(std::string_view name) const override {
         if (name == "socket" || name == "pipe") return fd_;
-        return {};
+        if (pipe_) return {};
+        const bool peer = name == "peername";
+        if (!peer && name != "sockname") return {};
+        std::optional<sock_address>& cached = peer ? peername_ : sockname_;
+        if (!cached && fd_ >= 0) {
+            sock_address a;
+            socklen_t len = sock_address::capacity();
+            if ((peer ? ::getpeername(fd_, a.data(), &len) : ::getsockname(fd_, a.data(), &len)) == 0) {
+                a.resize(len);
+                cached = a;
+            }
+        }
+        return cached ? std::any(*cached) : std::any();
     }
     bool is_closing() const noexcept override { return closing_; }
     void close() override {
@@ -452,6 +467,10 @@ private:
             loop_->call_exception_handler({"Exception in callback", std::current_exception(), {}, {}});
         }
         lost_called_ = true;
+        if (on_lost_) {
+            auto f = std::move(on_lost_);
+            f();
+        }
         maybe_finish();
     }
 
@@ -468,6 +487,7 @@ private:
     event_loop* loop_;
     int fd_;
     bool pipe_;
+    std::function<void()> on_lost_;
     std::shared_ptr<protocol> proto_;
     buffered_protocol* buffered_proto_ = nullptr;
     std::shared_ptr<stream_transport> self_;
@@ -476,6 +496,7 @@ private:
     std::vector<iovec> iov_;
     std::vector<std::byte> held_;
     std::span<std::byte> last_room_;
+    mutable std::optional<sock_address> peername_, sockname_;
     std::exception_ptr pending_error_;
     std::size_t buffered_ = 0;
     std::size_t high_ = default_high_water, low_ = default_high_water / 4;

@@ -1,6 +1,7 @@
 // The stream transport over a connected socket or a pipe (private to src/).
 #pragma once
 
+#include <functional>
 #include <memory>
 
 #include <pyco/net/transport.hpp>
@@ -16,6 +17,9 @@ struct stream_transport_options {
     // Call connection_made from the loop (asyncio's call_soon) rather than
     // at once; a server's accept path does it at once, it is already a callback.
     bool defer_connection_made = true;
+    // Called once, right after the protocol's connection_lost (a server
+    // counts its connections with it: asyncio's Server._detach).
+    std::function<void()> on_lost;
 };
 
 // Takes fd (non-blocking, close-on-exec); the transport closes it. The
