@@ -354,9 +354,14 @@ coroutine<std::string> stream_reader::readuntil(std::string separator) {
 }
 
 coroutine<std::string> stream_reader::readuntil(std::vector<std::string> separators) {
-    // The shortest separator first, so it wins a tie (CPython sorts by len).
-    std::stable_sort(separators.begin(), separators.end(),
-                     [](const std::string& a, const std::string& b) { return a.size() < b.size(); });
+    // The shortest separator first, so it wins a tie (CPython's stable sort
+    // by len; an insertion sort here: there are few, and clang 19 rejects
+    // libstdc++ 12's std::stable_sort as deprecated).
+    for (std::size_t i = 1; i < separators.size(); ++i) {
+        for (std::size_t j = i; j > 0 && separators[j - 1].size() > separators[j].size(); --j) {
+            std::swap(separators[j - 1], separators[j]);
+        }
+    }
     if (separators.empty()) throw value_error("Separator should contain at least one element");
     if (separators.front().empty()) throw value_error("Separator should be at least one-byte string");
     if (exception_) std::rethrow_exception(exception_);
