@@ -12,6 +12,7 @@
 #include <pyco/executor.hpp>
 #include <pyco/unraisable.hpp>
 
+#include "net/sock_registry.hpp"
 #include "signal_state.hpp"
 
 namespace pyco {
@@ -403,6 +404,8 @@ void event_loop::close() {
     if (default_executor_) default_executor_->shutdown(false);  // as CPython: don't wait
     default_executor_.reset();  // joins what is still running
     backend_.reset();
+    // Sockets' operations still in flight can complete no more: free them.
+    socks_.reset();
 }
 
 void event_loop::fd_ready(detail::io_op& op, const detail::io_result& r) {

@@ -15,6 +15,9 @@
 #include <pyco/generator.hpp>
 #include <pyco/generator_task.hpp>
 #include <pyco/lock.hpp>
+#include <pyco/net/address.hpp>
+#include <pyco/net/os_error.hpp>
+#include <pyco/net/socket.hpp>
 #include <pyco/outcome.hpp>
 #include <pyco/queue.hpp>
 #include <pyco/run.hpp>
