@@ -154,6 +154,24 @@ TEST(IoBackend, RecvStreamDeliversEveryChunkThenEof) {
     EXPECT_FALSE(rec.results.back().more);
 }
 
+// The peer's FIN was already reported when a short read drained the queue:
+// no further edge will come, yet the EOF must still be delivered.
+TEST(IoBackend, EofAfterAShortReadIsStillDelivered) {
+    pyco::event_loop loop;
+    sock_pair p;
+    ASSERT_EQ(::write(p.b, "abcdef", 6), 6);
+    ::shutdown(p.b, SHUT_WR);
+    recorder rec;
+    io_op op = make_op(io_opcode::recv_stream, p.a, rec);
+    op.flags = pyco::detail::io_flag_stream;
+    op.get_buffer = &big_room;  // 4, then a short 2
+    ASSERT_EQ(loop.backend().submit(op), io_status::pending);
+    spin(loop, [&] { return !rec.results.empty() && !rec.results.back().more; });
+    EXPECT_EQ(rec.bytes, "abcdef");
+    ASSERT_FALSE(rec.results.empty());
+    EXPECT_EQ(rec.results.back().res, 0);
+}
+
 TEST(IoBackend, CancelledRecvStreamLosesNoByte) {
     pyco::event_loop loop;
     sock_pair p;

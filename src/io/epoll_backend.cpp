@@ -71,6 +71,9 @@ struct fd_state {
     bool level = false;
     bool rd_ready = false;
     bool wr_ready = false;
+    // The peer's EOF (or an error) was reported: it makes no further edge,
+    // so a short read no longer proves the queue drained.
+    bool rd_hup = false;
 };
 
 class epoll_backend final : public io_backend {
@@ -277,7 +280,7 @@ io_status epoll_backend::submit(io_op& op) {
     if (ready) {
         long r = do_syscall(op);
         if (r != -EAGAIN) {
-            if (r >= 0 && op.code == io_opcode::recv && (op.flags & io_flag_stream) &&
+            if (r >= 0 && op.code == io_opcode::recv && (op.flags & io_flag_stream) && !s.rd_hup &&
                 static_cast<std::size_t>(r) < op.len && r > 0) {
                 ready = false;  // drained: the next bytes make a new edge
             }
@@ -393,7 +396,7 @@ void epoll_backend::perform(io_op& op) {
         // A full buffer may have left more behind; a short read drained the
         // queue (the next bytes make a new edge).
         const bool again = n > 0 && static_cast<std::size_t>(n) == op.len;
-        if (n > 0 && !again && (op.flags & io_flag_stream)) ready = false;
+        if (n > 0 && !again && (op.flags & io_flag_stream) && !s.rd_hup) ready = false;
         op.on_complete(op, r);
         if (!r.more || !(op.state & st_active)) return;
         // The callback may have grown fds_: look the state up again.
@@ -520,6 +523,7 @@ void epoll_backend::wait(std::optional<std::chrono::nanoseconds> timeout) {
         };
         if (rd) {
             s.rd_ready = true;
+            if (e.events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) s.rd_hup = true;
             release(s.readers);
         }
         if (wr) {

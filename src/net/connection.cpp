@@ -4,6 +4,7 @@
 // transport.
 #include <pyco/net/connection.hpp>
 
+#include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/stat.h>

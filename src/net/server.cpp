@@ -204,7 +204,11 @@ struct server_state : std::enable_shared_from_this<server_state> {
         for (auto& l : listeners) {
             l->retry.cancel();
             if (l->live) {
-                loop->backend().cancel(l->op);  // its fd closes at the final completion
+                // Stop listening now, as asyncio's close() does by closing the
+                // socket: a connection attempt from here on is refused. The
+                // fd itself is closed at the accept's final completion.
+                ::shutdown(l->fd, SHUT_RDWR);
+                loop->backend().cancel(l->op);
             } else if (l->fd >= 0) {
                 loop->backend().close_fd(l->fd);
                 l->fd = -1;

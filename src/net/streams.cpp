@@ -135,6 +135,21 @@ coroutine<void> stream_reader_protocol::closed() {
     co_await f;
 }
 
+stream_writer::stream_writer(std::shared_ptr<pyco::transport> t, std::shared_ptr<stream_reader_protocol> p,
+                             std::shared_ptr<stream_reader> r)
+    : transport_(std::move(t)), protocol_(std::move(p)), reader_(std::move(r)) {
+    std::weak_ptr<pyco::transport> weak = transport_;
+    closer_ = std::shared_ptr<void>(nullptr, [weak](void*) noexcept {
+        if (auto tr = weak.lock()) {
+            try {
+                if (!tr->is_closing()) tr->close();
+            } catch (...) {
+                // Its loop is closed: nothing can be closed through it any more.
+            }
+        }
+    });
+}
+
 coroutine<void> stream_writer::drain() {
     // Hold everything this needs: the caller's writer may go meanwhile.
     std::shared_ptr<stream_reader_protocol> p = protocol_;

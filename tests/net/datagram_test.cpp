@@ -100,8 +100,10 @@ TEST(Datagram, RefusedDatagramsReachErrorReceivedAndTheEndpointStaysOpen) {
             t->sendto(std::string_view("anyone?"));
             co_await pyco::sleep(2ms);
         }
-        ASSERT_FALSE(client->errors.empty());
-        EXPECT_THROW(std::rethrow_exception(client->errors[0]), pyco::connection_refused_error);
+        EXPECT_FALSE(client->errors.empty());
+        if (!client->errors.empty()) {
+            EXPECT_THROW(std::rethrow_exception(client->errors[0]), pyco::connection_refused_error);
+        }
         EXPECT_FALSE(t->is_closing());
         t->close();
     };
@@ -126,8 +128,7 @@ TEST(Datagram, UnixDatagramSockets) {
         auto [ct, cp] = co_await loop.create_datagram_endpoint(make(client), co);
         ct->sendto(std::string_view("over unix"));
         for (int i = 0; i < 100 && client->got.empty(); ++i) co_await pyco::sleep(1ms);
-        ASSERT_EQ(client->got.size(), 1u);
-        EXPECT_EQ(client->got[0], "over unix");
+        EXPECT_EQ(client->got, std::vector<std::string>{"over unix"});
         ct->close();
         st->close();
         co_await pyco::sleep(1ms);

@@ -14,7 +14,10 @@
 //
 // The reader is shared (std::shared_ptr) between the protocol that feeds it
 // and the code that reads it; the writer is a handle (copies share one
-// writer). start_server runs the callback as a task per connection; an
+// writer). When the last copy of a writer goes while its transport is still
+// open, the transport is closed, as CPython 3.12's StreamWriter.__del__ does
+// (so a start_server callback that returns without close() does not leave
+// the connection, and wait_closed(), hanging). start_server runs the callback as a task per connection; an
 // exception escaping it is reported ("Unhandled exception in
 // client_connected_cb") and the connection is closed, as asyncio does.
 //
@@ -45,6 +48,7 @@
 
 #include <pyco/coroutine.hpp>
 #include <pyco/net/address.hpp>
+#include <pyco/net/protocol.hpp>
 #include <pyco/net/server.hpp>
 #include <pyco/net/stream_reader.hpp>
 #include <pyco/net/transport.hpp>
@@ -57,9 +61,8 @@ class stream_reader_protocol;
 class stream_writer {
 public:
     stream_writer() = default;
-    stream_writer(std::shared_ptr<transport> t, std::shared_ptr<stream_reader_protocol> p,
-                  std::shared_ptr<stream_reader> r) noexcept
-        : transport_(std::move(t)), protocol_(std::move(p)), reader_(std::move(r)) {}
+    stream_writer(std::shared_ptr<pyco::transport> t, std::shared_ptr<stream_reader_protocol> p,
+                  std::shared_ptr<stream_reader> r);
 
     pyco::transport& transport() const noexcept { return *transport_; }
     void write(std::string_view data) { transport_->write(data); }
@@ -79,6 +82,9 @@ private:
     std::shared_ptr<pyco::transport> transport_;
     std::shared_ptr<stream_reader_protocol> protocol_;
     std::shared_ptr<stream_reader> reader_;
+    // Shared by every copy; the last one to go closes the transport if it is
+    // still open (CPython 3.12's StreamWriter.__del__).
+    std::shared_ptr<void> closer_;
 };
 
 // The callback start_server runs (as a task) for each connection.
