@@ -12,6 +12,7 @@
 #include <pyco/executor.hpp>
 #include <pyco/unraisable.hpp>
 
+#include "net/sock_registry.hpp"
 #include "signal_state.hpp"
 
 namespace pyco {
@@ -84,7 +85,7 @@ void handle::cancel() noexcept {
 event_loop::event_loop() : event_loop(loop_options{}) {}
 
 event_loop::event_loop(loop_options options)
-    : backend_(detail::make_epoll_backend()),
+    : backend_(detail::make_epoll_backend(ready_)),
       proxy_(std::make_shared<detail::loop_proxy>(backend_.get())),
       anchor_(detail::intrusive_ptr<detail::loop_anchor>::adopt(new detail::loop_anchor(this))),
       virtual_time_(options.virtual_time),
@@ -253,9 +254,27 @@ void event_loop::check_thread(const char* what) const {
 
 void event_loop::schedule(const detail::ready_entry& e) { ready_.push(e); }
 
+// One fd's add_reader/add_writer state. Each direction is a multishot
+// readiness operation; its completion runs the current handle. The entry
+// lives until both operations are finished (the backend owns a submitted op
+// until its final completion), so remove_reader only cancels, and a reader
+// added again before the cancel lands is picked up when it does.
+struct event_loop::fd_entry {
+    event_loop* loop;
+    int fd;
+    detail::intrusive_ptr<detail::handle_state> reader, writer;
+    detail::io_op rop, wop;
+    bool rop_live = false, wop_live = false;
+};
+
 void event_loop::run_handle(void* a, void*, bool run) {
     auto h = detail::intrusive_ptr<detail::handle_state>::adopt(static_cast<detail::handle_state*>(a));
-    if (!run || h->cancelled) return;
+    if (!run) return;
+    invoke_handle(h.get());
+}
+
+void event_loop::invoke_handle(detail::handle_state* h) {
+    if (h->cancelled) return;
     try {
         h->fn();
     } catch (const keyboard_interrupt&) {
@@ -264,7 +283,7 @@ void event_loop::run_handle(void* a, void*, bool run) {
         // Reported here, while the handle is still alive to be described.
         exception_context ctx{"Exception in callback", std::current_exception(), {}, {}};
         try {
-            ctx.handle = describe_handle(h.get());
+            ctx.handle = describe_handle(h);
         } catch (...) {
         }
         h->loop->call_exception_handler(ctx);
@@ -338,33 +357,21 @@ void event_loop::run_once() {
         timeout = std::max(duration::zero(), detail::saturating_sub(timers_.front().when, time()));
     }
 
-    io_events_.clear();
     // A post from another thread after drain_inbox() is not lost: its
     // wake-up makes the wait below return at once.
-    // With no fd watched, a zero-timeout poll can only find nothing: skip
-    // the syscall, which would otherwise dominate a busy loop's iteration.
-    // The signal pipe (pyco::run always has one, for Ctrl-C) counts only
-    // while a signal is pending.
-    const std::size_t own_fds = signals_ ? 1 : 0;
-    const bool nothing_to_poll =
-        fds_.size() == own_fds && !(own_fds && detail::g_signal_pending.load(std::memory_order_relaxed));
+    // With nothing pending in the backend, a zero-timeout poll can only find
+    // nothing: skip the syscall, which would otherwise dominate a busy loop's
+    // iteration. The signal pipe (pyco::run always has one, for Ctrl-C)
+    // counts only while a signal is pending.
+    const std::size_t own_ops = signals_ ? 1 : 0;
+    const bool nothing_to_poll = backend_->pending() <= own_ops &&
+                                 !(own_ops && detail::g_signal_pending.load(std::memory_order_relaxed));
     if (virtual_time_ && timeout && *timeout > duration::zero()) {
-        if (!nothing_to_poll) backend_->wait(duration::zero(), io_events_);
-        if (io_events_.empty()) virtual_now_ = std::max(virtual_now_, timers_.front().when);
+        const std::size_t before = ready_.size();
+        if (!nothing_to_poll) backend_->wait(duration::zero());
+        if (ready_.size() == before) virtual_now_ = std::max(virtual_now_, timers_.front().when);
     } else if (!(nothing_to_poll && timeout && *timeout == duration::zero())) {
-        backend_->wait(timeout, io_events_);
-    }
-    for (const detail::io_event& ev : io_events_) {
-        auto it = fds_.find(ev.fd);
-        if (it == fds_.end()) continue;
-        if ((ev.ready & detail::io_read) && it->second.reader) {
-            it->second.reader->add_ref();
-            ready_.push({&run_handle, it->second.reader.get(), nullptr});
-        }
-        if ((ev.ready & detail::io_write) && it->second.writer) {
-            it->second.writer->add_ref();
-            ready_.push({&run_handle, it->second.writer.get(), nullptr});
-        }
+        backend_->wait(timeout);
     }
 
     // Reading the clock costs as much as a task step: only with timers.
@@ -462,31 +469,76 @@ void event_loop::close() {
     if (default_executor_) default_executor_->shutdown(false);  // as CPython: don't wait
     default_executor_.reset();  // joins what is still running
     backend_.reset();
+    // Sockets' operations still in flight can complete no more: free them.
+    socks_.reset();
+}
+
+void event_loop::fd_ready(detail::io_op& op, const detail::io_result& r) {
+    auto* e = static_cast<fd_entry*>(op.user);
+    const bool writer = &op == &e->wop;
+    auto& slot = writer ? e->writer : e->reader;
+    if (r.more) {
+        if (slot) {
+            detail::intrusive_ptr<detail::handle_state> h = slot;  // may be removed while running
+            invoke_handle(h.get());
+        }
+        return;
+    }
+    // Finished (cancelled by remove_*, or the backend refused the fd).
+    (writer ? e->wop_live : e->rop_live) = false;
+    event_loop* loop = e->loop;
+    if (slot && r.res != -ECANCELED) {
+        // The backend gave up on the fd: report it as asyncio would an
+        // invalid fd, and forget the callback.
+        slot->cancelled = true;
+        slot = {};
+        loop->call_exception_handler({"Exception in callback",
+                                      std::make_exception_ptr(std::system_error(
+                                          static_cast<int>(-r.res), std::generic_category(),
+                                          writer ? "add_writer" : "add_reader")),
+                                      {}, {}});
+    } else if (slot) {
+        // Added again while the cancel was in flight.
+        (writer ? e->wop_live : e->rop_live) = true;
+        loop->backend_->submit(op);
+        return;
+    }
+    if (!e->reader && !e->writer && !e->rop_live && !e->wop_live) loop->fds_.erase(e->fd);
 }
 
 void event_loop::set_fd_callback(int fd, bool writer, std::function<void()> fn) {
     check_closed();
     check_thread(writer ? "add_writer" : "add_reader");
     if (fd < 0) throw value_error("Invalid file descriptor: " + std::to_string(fd));
-    fd_entry& e = fds_[fd];
+    std::unique_ptr<fd_entry>& p = fds_[fd];
+    if (!p) {
+        p = std::make_unique<fd_entry>();
+        p->loop = this;
+        p->fd = fd;
+    }
+    fd_entry& e = *p;
     auto* s = new detail::handle_state;
     s->fn = std::move(fn);
     s->loop = this;
     auto& slot = writer ? e.writer : e.reader;
     if (slot) slot->cancelled = true;  // replaced, as in CPython
     slot = detail::intrusive_ptr<detail::handle_state>::adopt(s);
-    const unsigned before = e.interest;
-    const unsigned after = before | (writer ? detail::io_write : detail::io_read);
-    if (after != before) {
-        try {
-            backend_->set_interest(fd, before, after);
-        } catch (...) {
-            slot = {};
-            if (e.interest == 0 && !e.reader && !e.writer) fds_.erase(fd);
-            throw;
-        }
-        e.interest = after;
+    bool& live = writer ? e.wop_live : e.rop_live;
+    if (live) return;
+    detail::io_op& op = writer ? e.wop : e.rop;
+    op = detail::io_op{};
+    op.on_complete = &fd_ready;
+    op.user = &e;
+    op.fd = fd;
+    op.code = writer ? detail::io_opcode::poll_write : detail::io_opcode::poll_read;
+    try {
+        backend_->submit(op);
+    } catch (...) {
+        slot = {};
+        if (!e.reader && !e.writer && !e.rop_live && !e.wop_live) fds_.erase(fd);
+        throw;
     }
+    live = true;
 }
 
 bool event_loop::clear_fd_callback(int fd, bool writer) {
@@ -494,16 +546,12 @@ bool event_loop::clear_fd_callback(int fd, bool writer) {
     check_thread(writer ? "remove_writer" : "remove_reader");
     auto it = fds_.find(fd);
     if (it == fds_.end()) return false;
-    fd_entry& e = it->second;
+    fd_entry& e = *it->second;
     auto& slot = writer ? e.writer : e.reader;
     if (!slot) return false;
     slot->cancelled = true;
     slot = {};
-    const unsigned before = e.interest;
-    const unsigned after = before & ~(writer ? detail::io_write : detail::io_read);
-    backend_->set_interest(fd, before, after);
-    e.interest = after;
-    if (after == 0) fds_.erase(it);
+    backend_->cancel(writer ? e.wop : e.rop);
     return true;
 }
 

@@ -21,15 +21,19 @@
 
 #include <atomic>
 #include <chrono>
+#include <cstddef>
 #include <cstdint>
 #include <mutex>
 #include <exception>
 #include <functional>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
+#include <string_view>
 #include <type_traits>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include <pyco/detail/intrusive.hpp>
@@ -46,12 +50,31 @@ template <class T>
 class coroutine;
 template <class T>
 class task;
+class protocol;
+class transport;
+class server;
+class socket;
+struct server_options;
+struct unix_server_options;
+struct connection_options;
+class datagram_protocol;
+class datagram_transport;
+struct datagram_options;
+using datagram_protocol_factory = std::function<std::shared_ptr<datagram_protocol>()>;
+using datagram_pair = std::pair<std::shared_ptr<datagram_transport>, std::shared_ptr<datagram_protocol>>;
+// What makes a protocol for each connection (Python's protocol_factory).
+using protocol_factory = std::function<std::shared_ptr<protocol>()>;
+using connection_pair = std::pair<std::shared_ptr<transport>, std::shared_ptr<protocol>>;
+class sock_address;
+struct addrinfo_entry;
 
 namespace detail {
 
 class io_backend;
-struct io_event;
+struct io_op;
+struct io_result;
 class future_base;
+struct sock_registry;
 
 // A callback the user can cancel (asyncio's Handle / TimerHandle).
 struct handle_state final : refcounted {
@@ -242,6 +265,54 @@ public:
     bool remove_reader(int fd);
     bool remove_writer(int fd);
 
+    // --- sockets: the low-level API (src/net/sock_ops.cpp) ---
+    // Need <pyco/net/socket.hpp>. Each is a coroutine that tries the
+    // operation at once and waits only if the socket is not ready. The
+    // socket must outlive the call (it may be closed meanwhile: the call
+    // then raises EBADF); so must a buffer or data passed as a span or
+    // string_view. OS failures raise std::system_error with errno, e.g.
+    // "recv: Connection reset by peer" (os_error.hpp's named types).
+    //
+    // Cancel safety (cancelling the task that awaits one):
+    //   - sock_recv, sock_recv_into, sock_recvfrom, sock_recvfrom_into,
+    //     sock_accept lose nothing: either nothing was received (or
+    //     accepted) and cancelled_error is raised, or it was, and the call
+    //     returns it and the cancellation is raised at the task's next
+    //     await instead (CPython drops what it received in that race);
+    //   - sock_sendall may have sent part of the data, sock_sendto the
+    //     datagram, and sock_connect may have connected (or go on
+    //     connecting): no way to know, as in CPython;
+    //   - in every case the task resumes only once the kernel is done with
+    //     the operation's buffers.
+    // sock_recv(n): up to n bytes ("" at end of stream).
+    coroutine<std::string> sock_recv(socket& sock, std::size_t n);
+    coroutine<std::size_t> sock_recv_into(socket& sock, std::span<std::byte> buf);
+    // One datagram (truncated to n) and its sender (empty if unnamed).
+    coroutine<std::pair<std::string, sock_address>> sock_recvfrom(socket& sock, std::size_t n);
+    coroutine<std::pair<std::size_t, sock_address>> sock_recvfrom_into(socket& sock, std::span<std::byte> buf);
+    coroutine<void> sock_sendall(socket& sock, std::span<const std::byte> data);
+    coroutine<void> sock_sendall(socket& sock, std::string_view data);
+    // One datagram to `to` (empty: the connected peer); the bytes sent.
+    coroutine<std::size_t> sock_sendto(socket& sock, std::span<const std::byte> data, sock_address to);
+    coroutine<std::size_t> sock_sendto(socket& sock, std::string_view data, sock_address to);
+    // The connection (non-blocking, close-on-exec) and the peer's address.
+    coroutine<std::pair<socket, sock_address>> sock_accept(socket& sock);
+    // to is an address, never a name: resolve names with getaddrinfo.
+    // Refused: connection_refused_error "Connect call failed ('127.0.0.1', 1)".
+    coroutine<void> sock_connect(socket& sock, sock_address to);
+
+    // getaddrinfo(3) and getnameinfo(3) on the default executor, as asyncio
+    // does; an IP literal host with a numeric port (SOCK_STREAM or
+    // SOCK_DGRAM) is answered at once, without a thread (asyncio's
+    // _ipaddr_info). host or port "" is Python's None. Failures raise
+    // pyco::gaierror (<pyco/net/address.hpp>).
+    coroutine<std::vector<addrinfo_entry>> getaddrinfo(std::string host, std::string port, int family = 0,
+                                                       int type = 0, int proto = 0, int flags = 0);
+    coroutine<std::vector<addrinfo_entry>> getaddrinfo(std::string host, int port, int family = 0, int type = 0,
+                                                       int proto = 0, int flags = 0);
+    // (host, service); with NI_NUMERICHOST | NI_NUMERICSERV, at once.
+    coroutine<std::pair<std::string, std::string>> getnameinfo(sock_address addr, int flags = 0);
+
     // --- signals (signals.cpp) ---
     // loop.add_signal_handler(sig, fn): fn runs as a callback on this loop
     // when sig arrives, whichever thread the kernel delivered it to. One
@@ -251,6 +322,27 @@ public:
     void add_signal_handler(int sig, std::function<void()> fn);
     // Restores the default action; false if no handler was set.
     bool remove_signal_handler(int sig);
+
+    // --- transports and servers (src/net/connection.cpp) ---
+    // Need <pyco/net/connection.hpp> (options, connection_pair, server).
+    // Each returns once the protocol's connection_made has run (clients) or
+    // the listening sockets are bound (and, with start_serving, accepting).
+    coroutine<connection_pair> create_connection(protocol_factory factory, std::string host, std::uint16_t port);
+    coroutine<connection_pair> create_connection(protocol_factory factory, std::string host, std::uint16_t port,
+                                                 connection_options options);
+    // Python's sock=: an already connected stream socket.
+    coroutine<connection_pair> create_connection(protocol_factory factory, socket sock);
+    coroutine<connection_pair> create_unix_connection(protocol_factory factory, std::string path);
+    coroutine<connection_pair> connect_accepted_socket(protocol_factory factory, socket sock);
+    // host "" listens on every interface; port 0 picks a free port.
+    coroutine<server> create_server(protocol_factory factory, std::string host, std::uint16_t port);
+    coroutine<server> create_server(protocol_factory factory, std::string host, std::uint16_t port,
+                                    server_options options);
+    coroutine<server> create_server(protocol_factory factory, std::vector<std::string> hosts, std::uint16_t port,
+                                    server_options options);
+    coroutine<server> create_unix_server(protocol_factory factory, std::string path, unix_server_options options);
+    // Needs <pyco/net/datagram.hpp>.
+    coroutine<datagram_pair> create_datagram_endpoint(datagram_protocol_factory factory, datagram_options options);
 
     // --- errors ---
     void set_exception_handler(exception_handler h) { handler_ = std::move(h); }
@@ -266,6 +358,8 @@ public:
 
     bool virtual_time() const noexcept { return virtual_time_; }
     const char* backend_name() const noexcept;
+    // The I/O seam (detail/io_backend.hpp), for transports and sockets.
+    detail::io_backend& backend() noexcept { return *backend_; }
 
     // --- for pyco's own machinery ---
     // Queue a raw entry for the next iteration. No allocation once warm.
@@ -278,6 +372,8 @@ public:
     std::uint64_t next_task_id() noexcept { return ++task_counter_; }
     // What futures hold of this loop (see loop_anchor).
     detail::loop_anchor* anchor() const noexcept { return anchor_.get(); }
+    // What the sock_* operations know of their sockets (src/net/).
+    detail::sock_registry& socks();
 
 private:
     friend class handle;
@@ -292,24 +388,27 @@ private:
     void set_fd_callback(int fd, bool writer, std::function<void()> fn);
     bool clear_fd_callback(int fd, bool writer);
     static void run_handle(void* a, void* b, bool run);
-
-    struct fd_entry {
-        detail::intrusive_ptr<detail::handle_state> reader, writer;
-        unsigned interest = 0;
-    };
+    static void invoke_handle(detail::handle_state* h);
+    static void fd_ready(detail::io_op& op, const detail::io_result& r);
+    struct fd_entry;
 
     detail::ready_ring ready_;
     std::vector<detail::timer_entry> timers_;
     std::size_t cancelled_timers_ = 0;
     std::uint64_t timer_seq_ = 0;
-    std::unordered_map<int, fd_entry> fds_;
-    std::vector<detail::io_event> io_events_;
+    // add_reader/add_writer: a readiness operation per fd and direction.
+    std::unordered_map<int, std::unique_ptr<fd_entry>> fds_;
     std::unique_ptr<detail::io_backend> backend_;
     std::shared_ptr<detail::loop_proxy> proxy_;
     detail::intrusive_ptr<detail::loop_anchor> anchor_;
     std::unique_ptr<executor> default_executor_;
     struct signal_state;
     std::unique_ptr<signal_state> signals_;
+    // Made at the first sock_* operation that waits; freed after backend_.
+    std::unique_ptr<detail::sock_registry> socks_;
+    // Takes sock over for this loop's operations (the loop rule of
+    // <pyco/net/socket.hpp>); its fd, or EBADF raised with `what`.
+    int attach(socket& sock, const char* what);
     void close_signals() noexcept;
     detail::list_link tasks_;
     detail::list_link asyncgens_;

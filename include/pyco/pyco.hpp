@@ -27,3 +27,15 @@
 #include <pyco/timeout.hpp>
 #include <pyco/unraisable.hpp>
 #include <pyco/wait.hpp>
+
+// Networking (include/pyco/net/).
+#include <pyco/net/address.hpp>
+#include <pyco/net/connection.hpp>
+#include <pyco/net/datagram.hpp>
+#include <pyco/net/os_error.hpp>
+#include <pyco/net/protocol.hpp>
+#include <pyco/net/server.hpp>
+#include <pyco/net/socket.hpp>
+#include <pyco/net/stream_reader.hpp>
+#include <pyco/net/streams.hpp>
+#include <pyco/net/transport.hpp>

@@ -1,0 +1,214 @@
+// loadgen — the echo load generator the network benchmarks use.
+//
+//   loadgen HOST PORT [--conns N] [--size BYTES] [--seconds S] [--warmup S] [--spin]
+//
+// One thread, epoll, strict ping-pong: each connection sends one message of
+// SIZE bytes, waits for all of it to come back, checks every byte, and sends
+// the next. With --spin the client polls epoll with a zero timeout instead of
+// sleeping: in a VM, a sleeping client's wake-up latency makes every server
+// look alike. Prints one line of key=value pairs (msgs, msgs_per_s, mib_per_s,
+// p50_us, p99_us) after the timed window; exits 1 if any echo was wrong or a
+// connection failed. Loopback only: it refuses any other address.
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+#include <vector>
+
+namespace {
+
+using clock_type = std::chrono::steady_clock;
+
+struct conn {
+    int fd = -1;
+    std::size_t sent = 0, received = 0;
+    std::uint32_t seq = 0;
+    clock_type::time_point started;
+};
+
+[[noreturn]] void die(const char* what) {
+    std::fprintf(stderr, "loadgen: %s: %s\n", what, std::strerror(errno));
+    std::exit(1);
+}
+
+bool is_loopback(const std::string& host) {
+    in_addr a4{};
+    if (inet_pton(AF_INET, host.c_str(), &a4) == 1) return (ntohl(a4.s_addr) >> 24) == 127;
+    return host == "::1" || host == "localhost";
+}
+
+// The byte at offset i of message seq: every message differs, so a
+// misrouted or stale echo is caught.
+inline char pattern(std::uint32_t seq, std::size_t i) { return static_cast<char>('a' + (seq * 7 + i) % 26); }
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    if (argc < 3) {
+        std::fprintf(stderr, "usage: loadgen HOST PORT [--conns N] [--size BYTES] [--seconds S] [--warmup S] [--spin]\n");
+        return 2;
+    }
+    std::string host = argv[1];
+    int port = std::atoi(argv[2]);
+    int nconns = 1;
+    std::size_t size = 64;
+    double seconds = 5, warmup = 1;
+    bool spin = false;
+    for (int i = 3; i < argc; ++i) {
+        std::string a = argv[i];
+        auto next = [&] { return i + 1 < argc ? argv[++i] : (std::fprintf(stderr, "loadgen: %s needs a value\n", a.c_str()), std::exit(2), ""); };
+        if (a == "--conns") nconns = std::atoi(next());
+        else if (a == "--size") size = std::strtoull(next(), nullptr, 10);
+        else if (a == "--seconds") seconds = std::atof(next());
+        else if (a == "--warmup") warmup = std::atof(next());
+        else if (a == "--spin") spin = true;
+        else {
+            std::fprintf(stderr, "loadgen: unknown option %s\n", a.c_str());
+            return 2;
+        }
+    }
+    if (!is_loopback(host)) {
+        std::fprintf(stderr, "loadgen: only loopback addresses are allowed\n");
+        return 2;
+    }
+    if (host == "localhost") host = "127.0.0.1";
+
+    sockaddr_storage ss{};
+    socklen_t sslen;
+    if (host.find(':') != std::string::npos) {
+        auto* a = reinterpret_cast<sockaddr_in6*>(&ss);
+        a->sin6_family = AF_INET6;
+        a->sin6_port = htons(static_cast<std::uint16_t>(port));
+        inet_pton(AF_INET6, host.c_str(), &a->sin6_addr);
+        sslen = sizeof *a;
+    } else {
+        auto* a = reinterpret_cast<sockaddr_in*>(&ss);
+        a->sin_family = AF_INET;
+        a->sin_port = htons(static_cast<std::uint16_t>(port));
+        inet_pton(AF_INET, host.c_str(), &a->sin_addr);
+        sslen = sizeof *a;
+    }
+
+    int ep = epoll_create1(EPOLL_CLOEXEC);
+    std::vector<conn> conns(static_cast<std::size_t>(nconns));
+    std::vector<char> out(size), in(std::max<std::size_t>(size, 65536));
+    for (int i = 0; i < nconns; ++i) {
+        conn& c = conns[static_cast<std::size_t>(i)];
+        c.fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (c.fd < 0) die("socket");
+        if (connect(c.fd, reinterpret_cast<sockaddr*>(&ss), sslen) != 0) die("connect");
+        int one = 1;
+        setsockopt(c.fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+        if (fcntl(c.fd, F_SETFL, O_NONBLOCK) != 0) die("fcntl");
+        epoll_event ev{};
+        ev.events = EPOLLIN;
+        ev.data.u32 = static_cast<std::uint32_t>(i);
+        if (epoll_ctl(ep, EPOLL_CTL_ADD, c.fd, &ev) != 0) die("epoll_ctl");
+    }
+
+    auto send_message = [&](conn& c) {
+        for (std::size_t i = 0; i < size; ++i) out[i] = pattern(c.seq, i);
+        c.sent = 0;
+        c.received = 0;
+        c.started = clock_type::now();
+        while (c.sent < size) {
+            ssize_t n = send(c.fd, out.data() + c.sent, size - c.sent, MSG_NOSIGNAL);
+            if (n > 0) {
+                c.sent += static_cast<std::size_t>(n);
+            } else if (n < 0 && errno == EAGAIN) {
+                // Large messages: wait for room while draining the echo.
+                ssize_t r = recv(c.fd, in.data(), in.size(), 0);
+                if (r > 0) {
+                    for (ssize_t k = 0; k < r; ++k) {
+                        if (in[static_cast<std::size_t>(k)] != pattern(c.seq, c.received + static_cast<std::size_t>(k))) {
+                            std::fprintf(stderr, "loadgen: wrong echo byte\n");
+                            std::exit(1);
+                        }
+                    }
+                    c.received += static_cast<std::size_t>(r);
+                }
+            } else {
+                die("send");
+            }
+        }
+    };
+
+    for (conn& c : conns) send_message(c);
+
+    const auto t0 = clock_type::now();
+    const auto measure_from = t0 + std::chrono::duration_cast<clock_type::duration>(std::chrono::duration<double>(warmup));
+    const auto end = measure_from + std::chrono::duration_cast<clock_type::duration>(std::chrono::duration<double>(seconds));
+    std::vector<std::uint32_t> lat_ns;
+    lat_ns.reserve(1 << 22);
+    std::uint64_t msgs = 0;
+    bool measuring = false;
+    std::vector<epoll_event> evs(static_cast<std::size_t>(std::max(nconns, 1)));
+    for (;;) {
+        int n = epoll_wait(ep, evs.data(), static_cast<int>(evs.size()), spin ? 0 : 100);
+        const auto now = clock_type::now();
+        if (!measuring && now >= measure_from) {
+            measuring = true;
+            // Marker for the driver: the timed window starts now.
+            std::printf("window-start\n");
+            std::fflush(stdout);
+        }
+        if (now >= end) {
+            std::printf("window-end\n");
+            std::fflush(stdout);
+            break;
+        }
+        for (int e = 0; e < n; ++e) {
+            conn& c = conns[evs[static_cast<std::size_t>(e)].data.u32];
+            for (;;) {
+                ssize_t r = recv(c.fd, in.data(), in.size(), 0);
+                if (r == 0) {
+                    std::fprintf(stderr, "loadgen: server closed a connection\n");
+                    return 1;
+                }
+                if (r < 0) {
+                    if (errno == EAGAIN) break;
+                    die("recv");
+                }
+                for (ssize_t k = 0; k < r; ++k) {
+                    if (in[static_cast<std::size_t>(k)] != pattern(c.seq, c.received + static_cast<std::size_t>(k))) {
+                        std::fprintf(stderr, "loadgen: wrong echo byte\n");
+                        return 1;
+                    }
+                }
+                c.received += static_cast<std::size_t>(r);
+                if (c.received == size) {
+                    if (measuring) {
+                        ++msgs;
+                        lat_ns.push_back(static_cast<std::uint32_t>(std::min<long long>(
+                            std::chrono::duration_cast<std::chrono::nanoseconds>(clock_type::now() - c.started).count(),
+                            0xffffffffLL)));
+                    }
+                    ++c.seq;
+                    send_message(c);
+                }
+                if (static_cast<std::size_t>(r) < in.size()) break;
+            }
+        }
+    }
+    std::sort(lat_ns.begin(), lat_ns.end());
+    auto pct = [&](double p) {
+        if (lat_ns.empty()) return 0.0;
+        return lat_ns[std::min(lat_ns.size() - 1, static_cast<std::size_t>(p * static_cast<double>(lat_ns.size())))] / 1000.0;
+    };
+    std::printf("msgs=%llu msgs_per_s=%.0f mib_per_s=%.2f p50_us=%.1f p99_us=%.1f\n",
+                static_cast<unsigned long long>(msgs), static_cast<double>(msgs) / seconds,
+                static_cast<double>(msgs) * static_cast<double>(size) / seconds / (1024.0 * 1024.0), pct(0.50),
+                pct(0.99));
+    for (conn& c : conns) close(c.fd);
+    return 0;
+}

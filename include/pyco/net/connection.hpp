@@ -1,0 +1,50 @@
+// pyco/net/connection.hpp — the options of loop.create_connection and
+// loop.create_server (declared on event_loop), and what they return.
+//
+//   auto [t, p] = co_await loop.create_connection(factory, "example.test", 80);
+//   pyco::server s = co_await loop.create_server(factory, "127.0.0.1", 0);
+//
+// create_connection resolves host (off the loop thread unless it is an IP
+// literal), then tries every address in turn — or, with
+// happy_eyeballs_delay, starts the next one that long after the previous
+// (RFC 8305, asyncio's staggered race), and the first to connect wins; the
+// others are cancelled and closed. When every address fails: the one error
+// if there was one (or if all say the same), else std::system_error
+// "Multiple exceptions: ..."; with all_errors, an exception_group
+// "create_connection failed" of them all (3.12).
+// The transport is returned after the protocol's connection_made ran.
+//
+// Cancel safety: cancelling create_connection closes every socket it had
+// opened; nothing is connected.
+#pragma once
+
+#include <sys/socket.h>
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <utility>
+
+#include <pyco/net/server.hpp>
+
+namespace pyco {
+
+class transport;
+class protocol;
+
+struct connection_options {
+    int family = AF_UNSPEC;
+    int proto = 0;
+    int flags = 0;
+    // Bind the local end first (Python's local_addr=(host, port)).
+    std::optional<std::pair<std::string, std::uint16_t>> local_addr;
+    std::optional<std::chrono::milliseconds> happy_eyeballs_delay;
+    // Families alternate from this position on (1: the first address's
+    // family first). Defaults to 1 when happy_eyeballs_delay is set.
+    std::optional<int> interleave;
+    bool all_errors = false;
+};
+
+}  // namespace pyco

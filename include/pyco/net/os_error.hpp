@@ -1,0 +1,47 @@
+// pyco/net/os_error.hpp — OS failures with Python's names.
+//
+// An OS failure is a std::system_error carrying errno (the contract). Where
+// Python raises a named OSError subclass, pyco raises a type of that name
+// deriving from std::system_error, so code catches what it knows:
+//
+//   std::system_error                     (OSError)
+//   └── connection_error                  (ConnectionError)
+//       ├── broken_pipe_error             (BrokenPipeError: EPIPE, ESHUTDOWN)
+//       ├── connection_aborted_error      (ConnectionAbortedError: ECONNABORTED)
+//       ├── connection_refused_error      (ConnectionRefusedError: ECONNREFUSED)
+//       └── connection_reset_error        (ConnectionResetError: ECONNRESET)
+//
+// what() is "<context>: <strerror>" as std::system_error makes it; code()
+// keeps errno in std::generic_category().
+#pragma once
+
+#include <string>
+#include <system_error>
+
+namespace pyco {
+
+class connection_error : public std::system_error {
+public:
+    connection_error(int err, const std::string& what) : std::system_error(err, std::generic_category(), what) {}
+};
+
+#define PYCO_DEFINE_OS_ERROR(name)                                                        \
+    class name : public connection_error {                                                \
+    public:                                                                               \
+        name(int err, const std::string& what) : connection_error(err, what) {}          \
+    };
+
+PYCO_DEFINE_OS_ERROR(broken_pipe_error)
+PYCO_DEFINE_OS_ERROR(connection_aborted_error)
+PYCO_DEFINE_OS_ERROR(connection_refused_error)
+PYCO_DEFINE_OS_ERROR(connection_reset_error)
+
+#undef PYCO_DEFINE_OS_ERROR
+
+// The exception Python would raise for errno `err`, as an exception_ptr
+// (the most derived type above, else std::system_error).
+std::exception_ptr make_os_error(int err, const std::string& what);
+// Throws it.
+[[noreturn]] void throw_os_error(int err, const std::string& what);
+
+}  // namespace pyco

@@ -1,0 +1,25 @@
+#include <pyco/net/os_error.hpp>
+
+#include <cerrno>
+
+namespace pyco {
+
+std::exception_ptr make_os_error(int err, const std::string& what) {
+    switch (err) {
+    case EPIPE:
+    case ESHUTDOWN:
+        return std::make_exception_ptr(broken_pipe_error(err, what));
+    case ECONNABORTED:
+        return std::make_exception_ptr(connection_aborted_error(err, what));
+    case ECONNREFUSED:
+        return std::make_exception_ptr(connection_refused_error(err, what));
+    case ECONNRESET:
+        return std::make_exception_ptr(connection_reset_error(err, what));
+    default:
+        return std::make_exception_ptr(std::system_error(err, std::generic_category(), what));
+    }
+}
+
+void throw_os_error(int err, const std::string& what) { std::rethrow_exception(make_os_error(err, what)); }
+
+}  // namespace pyco

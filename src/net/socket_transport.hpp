@@ -1,0 +1,31 @@
+// The stream transport over a connected socket or a pipe (private to src/).
+#pragma once
+
+#include <functional>
+#include <memory>
+
+#include <pyco/net/transport.hpp>
+
+namespace pyco {
+class event_loop;
+}
+
+namespace pyco::detail {
+
+struct stream_transport_options {
+    bool is_pipe = false;  // read(2)/write(2) instead of recv/send
+    // Call connection_made from the loop (asyncio's call_soon) rather than
+    // at once; a server's accept path does it at once, it is already a callback.
+    bool defer_connection_made = true;
+    // Called once, right after the protocol's connection_lost (a server
+    // counts its connections with it: asyncio's Server._detach).
+    std::function<void()> on_lost;
+};
+
+// Takes fd (non-blocking, close-on-exec); the transport closes it. The
+// protocol's connection_made is called from the loop (asyncio's call_soon),
+// then reading starts.
+std::shared_ptr<transport> make_stream_transport(event_loop& loop, int fd, std::shared_ptr<protocol> proto,
+                                                 stream_transport_options options = {});
+
+}  // namespace pyco::detail

@@ -1,0 +1,173 @@
+// stream_writer and stream_reader_protocol (asyncio's streams.py, with its
+// FlowControlMixin).
+//
+// Invariants of the protocol's state:
+//   - paused is true between pause_writing and resume_writing; drain waiters
+//     exist only while paused, and all of them are woken together;
+//   - once lost, no drain waits: drain_helper raises connection_reset_error;
+//   - the closed future completes exactly once, at connection_lost (with the
+//     error, if any; a closed future's error is marked retrieved, as asyncio
+//     does, so that nobody waiting is not an error).
+#include <pyco/net/streams.hpp>
+
+#include <pyco/event_loop.hpp>
+#include <pyco/future.hpp>
+#include <pyco/net/os_error.hpp>
+#include <pyco/sleep.hpp>
+#include <pyco/task.hpp>
+
+#include <cerrno>
+
+namespace pyco {
+
+struct stream_reader_protocol::state {
+    event_loop* loop = nullptr;
+    pyco::transport* transport = nullptr;
+    std::shared_ptr<pyco::transport> transport_ref;  // while a callback task runs
+    std::vector<future<void>> drain_waiters;
+    std::optional<future<void>> closed;
+    std::optional<task<void>> cb_task;
+    bool paused = false;
+    bool lost = false;
+};
+
+stream_reader_protocol::stream_reader_protocol(std::shared_ptr<stream_reader> reader, client_connected_cb cb)
+    : reader_(std::move(reader)), cb_(std::move(cb)), st_(std::make_unique<state>()) {
+    st_->loop = &get_running_loop();
+    st_->closed = create_future<void>(*st_->loop);
+}
+
+stream_reader_protocol::~stream_reader_protocol() {
+    if (reader_) reader_->set_transport(nullptr);
+    // A closed future nobody awaited holds no unretrieved error.
+    if (st_->closed && st_->closed->done() && !st_->closed->cancelled()) (void)st_->closed->exception();
+}
+
+void stream_reader_protocol::connection_made(pyco::transport& t) {
+    st_->transport = &t;
+    reader_->set_transport(this);
+    if (!cb_) return;
+    auto self = std::static_pointer_cast<stream_reader_protocol>(
+        std::shared_ptr<protocol>(t.get_protocol()));
+    stream_writer writer(t.shared_from_this(), self, reader_);
+    task<void> tk = create_task(cb_(reader_, writer));
+    // asyncio: an exception escaping the callback is reported, and the
+    // connection closed.
+    std::weak_ptr<pyco::transport> weak = t.shared_from_this();
+    event_loop* loop = st_->loop;
+    tk.add_done_callback([weak, loop](task<void>& f) {
+        if (f.cancelled()) return;
+        std::exception_ptr e = f.exception();
+        if (!e) return;
+        loop->call_exception_handler({"Unhandled exception in client_connected_cb", e, {}, {}});
+        if (auto tr = weak.lock()) tr->close();
+    });
+    st_->cb_task = std::move(tk);
+}
+
+void stream_reader_protocol::data_received(std::span<const std::byte> data) { reader_->feed_data(data); }
+
+bool stream_reader_protocol::eof_received() {
+    reader_->feed_eof();
+    return true;  // keep the transport open: the writer may still write (half-close)
+}
+
+void stream_reader_protocol::connection_lost(std::exception_ptr exc) {
+    if (exc) {
+        reader_->set_exception(exc);
+    } else {
+        reader_->feed_eof();
+    }
+    reader_->set_transport(nullptr);
+    if (st_->closed && !st_->closed->done()) {
+        if (exc) {
+            st_->closed->set_exception(exc);
+        } else {
+            st_->closed->set_result();
+        }
+    }
+    st_->lost = true;
+    // FlowControlMixin.connection_lost: every drain waiter wakes.
+    std::vector<future<void>> ws = std::move(st_->drain_waiters);
+    st_->drain_waiters.clear();
+    st_->paused = false;
+    for (future<void>& w : ws) {
+        if (w.done()) continue;
+        if (exc) {
+            w.set_exception(exc);
+        } else {
+            w.set_result();
+        }
+    }
+    st_->transport = nullptr;
+    st_->cb_task.reset();
+}
+
+void stream_reader_protocol::pause_writing() { st_->paused = true; }
+
+void stream_reader_protocol::resume_writing() {
+    st_->paused = false;
+    std::vector<future<void>> ws = std::move(st_->drain_waiters);
+    st_->drain_waiters.clear();
+    for (future<void>& w : ws) {
+        if (!w.done()) w.set_result();
+    }
+}
+
+void stream_reader_protocol::pause_reading() {
+    if (st_->transport) st_->transport->pause_reading();
+}
+
+void stream_reader_protocol::resume_reading() {
+    if (st_->transport) st_->transport->resume_reading();
+}
+
+coroutine<void> stream_reader_protocol::drain_helper() {
+    if (st_->lost) throw connection_reset_error(ECONNRESET, "Connection lost");
+    if (!st_->paused) co_return;
+    future<void> w = create_future<void>(*st_->loop);
+    st_->drain_waiters.push_back(w);
+    co_await w;
+}
+
+coroutine<void> stream_reader_protocol::closed() {
+    future<void> f = *st_->closed;
+    co_await f;
+}
+
+stream_writer::stream_writer(std::shared_ptr<pyco::transport> t, std::shared_ptr<stream_reader_protocol> p,
+                             std::shared_ptr<stream_reader> r)
+    : transport_(std::move(t)), protocol_(std::move(p)), reader_(std::move(r)) {
+    std::weak_ptr<pyco::transport> weak = transport_;
+    closer_ = std::shared_ptr<void>(nullptr, [weak](void*) noexcept {
+        if (auto tr = weak.lock()) {
+            try {
+                if (!tr->is_closing()) tr->close();
+            } catch (...) {
+                // Its loop is closed: nothing can be closed through it any more.
+            }
+        }
+    });
+}
+
+coroutine<void> stream_writer::drain() {
+    // Hold everything this needs: the caller's writer may go meanwhile.
+    std::shared_ptr<stream_reader_protocol> p = protocol_;
+    std::shared_ptr<pyco::transport> t = transport_;
+    if (reader_) {
+        if (std::exception_ptr e = reader_->exception()) std::rethrow_exception(e);
+    }
+    if (t->is_closing()) {
+        // Let connection_lost run first, so that drain raises rather than
+        // returning on a connection already gone (asyncio's sleep(0)).
+        co_await sleep(std::chrono::seconds(0));
+    }
+    co_await p->drain_helper();
+}
+
+coroutine<void> stream_writer::wait_closed() {
+    std::shared_ptr<stream_reader_protocol> p = protocol_;
+    co_await p->closed();
+}
+
+}  // namespace pyco
