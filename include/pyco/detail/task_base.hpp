@@ -51,12 +51,28 @@ namespace detail {
 struct coro_frame {
     std::coroutine_handle<> continuation_;  // who awaits this one; null: a task
     coro_frame* child_ = nullptr;           // the coroutine this one awaits
+    // The handle in the pyco::coroutine object that owns this frame (it
+    // follows the object's moves); null for a task's root and for frames
+    // that are not pyco::coroutine's (async generators). destroy_frame
+    // uses it to take a frame from its owner before destroying it.
+    std::coroutine_handle<>* owner_ = nullptr;
     std::exception_ptr exception_;
     std::source_location created_;       // the coroutine function
     std::source_location waiting_at_{};  // its latest co_await
     bool started_ = false;               // awaited, or handed to a task
     bool waited_somewhere_ = false;      // waiting_at_ is meaningful
 };
+
+// Destroys a coroutine frame and, first, the chain of pyco::coroutine
+// frames it awaits (through child_), from the bottom up, in a loop: a
+// chain a million deep suspended in a task the loop abandons (or whose
+// coroutine object is dropped) must not recurse once per level, as the
+// frames' own destructors would (each destroys the coroutine object it
+// awaits). Bottom-up is the order that recursion gives too: a level's
+// locals are destroyed after its child frame is gone. Each owner's handle
+// is nulled before its frame goes, so the parent's destruction finds
+// nothing left to destroy.
+void destroy_frame(std::coroutine_handle<> h, coro_frame* f) noexcept;
 
 // A task is a list_link (first base after future_base) in the loop's live
 // tasks, so no back-pointer is needed to find the task from its link.
