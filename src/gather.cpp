@@ -107,14 +107,9 @@ void gather_base::on_child_done(future_base& child) {
 
 bool gather_base::cancel(std::string msg) {
     if (done()) return false;
-    bool ret = false;
-    for (future_base* c : children_) {
-        if (c->cancel(msg)) ret = true;
-    }
-    // Any child that took the request makes the gather end cancelled, even
-    // with return_exceptions (bpo-32684).
-    if (ret) cancel_requested_ = true;
-    return ret;
+    // Each child in turn (duplicates too, as CPython); the walk sets
+    // cancel_requested_ if any took it.
+    return cancel_walk::run(this, cancel_walk::kind::gather, msg);
 }
 
 }  // namespace pyco::detail

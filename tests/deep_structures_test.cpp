@@ -14,6 +14,7 @@
 #include <pyco/coroutine.hpp>
 #include <pyco/event_loop.hpp>
 #include <pyco/future.hpp>
+#include <pyco/gather.hpp>
 #include <pyco/run.hpp>
 #include <pyco/sleep.hpp>
 #include <pyco/task.hpp>
@@ -24,9 +25,115 @@ using pyco::coroutine;
 using pyco::event_loop;
 using pyco::future;
 
+constexpr int task_depth = 100'000;    // the 70,000, and more
+constexpr int gather_depth = 60'000;   // the 50,000, and more
 constexpr int await_depth = 200'000;   // the 100,000, and more
 
+// Lets the loop build a structure: one level per iteration.
+coroutine<void> until_built(const int& built, int depth) {
+    while (built <= depth) co_await pyco::sleep(std::chrono::seconds(0));
+}
 coroutine<void> one_step() { co_await pyco::sleep(std::chrono::seconds(0)); }
+
+// ---------------------------------------------------------------- task chain
+
+// Each level is a task awaiting the task of the next level; the last one
+// awaits `bottom`.
+coroutine<int> task_link(int n, future<int> bottom, int& built) {
+    ++built;
+    if (n == 0) co_return co_await bottom;
+    co_return co_await pyco::create_task(task_link(n - 1, bottom, built));
+}
+
+TEST(DeepStructures, CancellingTheTopOfADeepTaskChain) {
+    event_loop loop;
+    future<int> bottom = loop.create_future<int>();
+    int built = 0;
+    auto top = loop.create_task(task_link(task_depth, bottom, built));
+    loop.run_until_complete(until_built(built, task_depth));
+    EXPECT_TRUE(top.cancel("deep"));
+    EXPECT_TRUE(bottom.cancelled());
+    EXPECT_EQ(top.cancelling(), 1);
+    try {
+        loop.run_until_complete(top);
+        ADD_FAILURE() << "the chain was not cancelled";
+    } catch (const pyco::cancelled_error& e) {
+        EXPECT_STREQ(e.what(), "deep");
+    }
+    EXPECT_TRUE(top.cancelled());
+    EXPECT_TRUE(pyco::all_tasks(loop).empty());
+    loop.close();
+}
+
+// The same chain, cancelled a second time while the first cancellation is
+// still on its way down: every level counts two requests and the bottom
+// future stays cancelled once.
+TEST(DeepStructures, CancellingADeepTaskChainTwice) {
+    event_loop loop;
+    future<int> bottom = loop.create_future<int>();
+    int built = 0;
+    auto top = loop.create_task(task_link(task_depth, bottom, built));
+    loop.run_until_complete(until_built(built, task_depth));
+    std::vector<pyco::any_task> tasks = pyco::all_tasks(loop);
+    ASSERT_EQ(tasks.size(), static_cast<std::size_t>(task_depth) + 1);
+    EXPECT_TRUE(top.cancel());
+    EXPECT_TRUE(top.cancel());
+    for (const auto& t : tasks) EXPECT_EQ(t.cancelling(), 2);
+    EXPECT_THROW(loop.run_until_complete(top), pyco::cancelled_error);
+    for (const auto& t : tasks) EXPECT_TRUE(t.cancelled());
+    tasks.clear();
+    loop.close();
+}
+
+// ---------------------------------------------------------------- gather nest
+
+// Each level is a task awaiting a gather of the next level's task.
+coroutine<int> gather_link(int n, future<int> bottom, int& built) {
+    ++built;
+    if (n == 0) co_return co_await bottom;
+    auto g = pyco::gather(gather_link(n - 1, bottom, built));
+    auto [v] = co_await g;
+    co_return v + 1;
+}
+
+TEST(DeepStructures, CancellingADeepGatherNest) {
+    event_loop loop;
+    future<int> bottom = loop.create_future<int>();
+    int built = 0;
+    auto top = loop.create_task(gather_link(gather_depth, bottom, built));
+    loop.run_until_complete(until_built(built, gather_depth));
+    EXPECT_TRUE(top.cancel());
+    EXPECT_TRUE(bottom.cancelled());
+    EXPECT_THROW(loop.run_until_complete(top), pyco::cancelled_error);
+    EXPECT_TRUE(pyco::all_tasks(loop).empty());
+    loop.close();
+}
+
+TEST(DeepStructures, CompletingADeepGatherNest) {
+    event_loop loop;
+    future<int> bottom = loop.create_future<int>();
+    int built = 0;
+    auto top = loop.create_task(gather_link(gather_depth, bottom, built));
+    loop.run_until_complete(until_built(built, gather_depth));
+    bottom.set_result(1);
+    EXPECT_EQ(loop.run_until_complete(top), gather_depth + 1);
+    loop.close();
+}
+
+// A gather nest abandoned by a closing loop, and the last handle to its top
+// dropped after that.
+TEST(DeepStructures, ClosingALoopUnderADeepGatherNest) {
+    {
+        event_loop loop;
+        future<int> bottom = loop.create_future<int>();
+        int built = 0;
+        auto top = loop.create_task(gather_link(gather_depth, bottom, built));
+        loop.run_until_complete(until_built(built, gather_depth));
+        loop.set_exception_handler([](event_loop&, const pyco::exception_context&) {});
+        loop.close();
+        EXPECT_FALSE(top.done());
+    }
+}
 
 // ---------------------------------------------------------------- await chain
 

@@ -14,7 +14,9 @@
 // cancel() never resumes anything itself: it cancels fut_waiter_ (whose
 // callback then wakes the task) or sets must_cancel_, which the next step
 // turns into cancelled_error, raised by the awaiter that resumes (every
-// pyco awaiter calls raise_throw_in() first).
+// pyco awaiter calls raise_throw_in() first). Cancelling fut_waiter_ goes
+// through a cancel_walk (detail/cancel_walk.hpp), never by recursion: it
+// may be the top of a chain of tasks and gathers of any depth.
 //
 // Lifetime: a pending task holds a reference to itself, dropped when it
 // finishes, so the loop keeps a task alive although the user holds no
@@ -32,6 +34,7 @@
 #include <string>
 #include <vector>
 
+#include <pyco/detail/cancel_walk.hpp>
 #include <pyco/detail/future_base.hpp>
 #include <pyco/detail/intrusive.hpp>
 
@@ -117,6 +120,9 @@ protected:
     std::source_location coro_loc_;  // outlives the frame, for describe()
 
 private:
+    friend struct cancel_walk;
+    // fut_waiter_ refused the cancel: the next step raises it.
+    void keep_cancel(const std::string& msg);
     static void step_entry(void* task, void*, bool run);
     static void wakeup_entry(void* task, void* fut, bool run);
     void schedule_step();
