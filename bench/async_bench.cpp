@@ -262,4 +262,88 @@ void BM_pyco_million_call_later_cancel(benchmark::State& state) {
 }
 BENCHMARK(BM_pyco_million_call_later_cancel)->Unit(benchmark::kMillisecond)->Iterations(3);
 
+// ---- 1,000,000 awaitables through gather, wait and as_completed --------------
+// Their set-up once scanned the awaitables seen so far for duplicates:
+// quadratic (92 s for gather of 10^6). Per awaitable, everything included.
+
+template <class G>
+coroutine<typename G::value_type> await_gather(G g) {
+    co_return co_await g;
+}
+
+void BM_pyco_gather_million_coroutines(benchmark::State& state) {
+    constexpr int n = 1'000'000;
+    for (auto _ : state) {
+        auto body = []() -> coroutine<long> {
+            std::vector<coroutine<int>> cs;
+            cs.reserve(n);
+            for (int i = 0; i < n; ++i) cs.push_back(trivial(1));
+            auto g = pyco::gather(cs);  // each becomes a task
+            std::vector<int> r = co_await g;
+            long sum = 0;
+            for (int v : r) sum += v;
+            co_return sum;
+        };
+        if (pyco::run(body()) != n) state.SkipWithError("wrong sum");
+    }
+    state.SetItemsProcessed(state.iterations() * n);
+}
+BENCHMARK(BM_pyco_gather_million_coroutines)->Unit(benchmark::kMillisecond)->Iterations(3);
+
+// 10^6 futures, each passed twice: 2 * 10^6 arguments, 10^6 callbacks.
+void BM_pyco_gather_million_futures_twice(benchmark::State& state) {
+    constexpr int n = 1'000'000;
+    for (auto _ : state) {
+        pyco::event_loop loop;
+        std::vector<pyco::future<int>> fs;
+        fs.reserve(2 * n);
+        for (int i = 0; i < n; ++i) fs.emplace_back(loop);
+        for (int i = 0; i < n; ++i) fs.push_back(fs[static_cast<std::size_t>(i)]);
+        auto g = pyco::gather(fs);
+        for (int i = 0; i < n; ++i) fs[static_cast<std::size_t>(i)].set_result(1);
+        std::vector<int> r = loop.run_until_complete(await_gather(g));
+        long sum = 0;
+        for (int v : r) sum += v;
+        if (sum != 2L * n) state.SkipWithError("wrong sum");
+        loop.close();
+    }
+    state.SetItemsProcessed(state.iterations() * n);
+}
+BENCHMARK(BM_pyco_gather_million_futures_twice)->Unit(benchmark::kMillisecond)->Iterations(3);
+
+void BM_pyco_wait_million_tasks(benchmark::State& state) {
+    constexpr int n = 1'000'000;
+    for (auto _ : state) {
+        auto body = []() -> coroutine<long> {
+            std::vector<pyco::task<int>> tasks;
+            tasks.reserve(n);
+            for (int i = 0; i < n; ++i) tasks.push_back(pyco::create_task(trivial(1)));
+            auto [done, pending] = co_await pyco::wait(tasks);
+            long sum = 0;
+            for (auto& t : done) sum += t.result();
+            co_return pending.empty() ? sum : -1;
+        };
+        if (pyco::run(body()) != n) state.SkipWithError("wrong sum");
+    }
+    state.SetItemsProcessed(state.iterations() * n);
+}
+BENCHMARK(BM_pyco_wait_million_tasks)->Unit(benchmark::kMillisecond)->Iterations(3);
+
+void BM_pyco_as_completed_million_tasks(benchmark::State& state) {
+    constexpr int n = 1'000'000;
+    for (auto _ : state) {
+        auto body = []() -> coroutine<long> {
+            std::vector<pyco::task<int>> tasks;
+            tasks.reserve(n);
+            for (int i = 0; i < n; ++i) tasks.push_back(pyco::create_task(trivial(1)));
+            long sum = 0;
+            for (auto& c : pyco::as_completed(tasks)) sum += co_await c;
+            co_return sum;
+        };
+        if (pyco::run(body()) != n) state.SkipWithError("wrong sum");
+    }
+    state.SetItemsProcessed(state.iterations() * n);
+}
+BENCHMARK(BM_pyco_as_completed_million_tasks)->Unit(benchmark::kMillisecond)->Iterations(3);
+
 }  // namespace

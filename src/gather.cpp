@@ -1,8 +1,7 @@
 #include <pyco/detail/gather_base.hpp>
 
-#include <algorithm>
-
 #include <pyco/detail/ensure_future.hpp>
+#include <pyco/detail/pointer_set.hpp>
 
 namespace pyco::detail {
 
@@ -38,12 +37,9 @@ gather_base::~gather_base() {
 
 void gather_base::watch(std::vector<future_base*> children) {
     children_ = std::move(children);
-    for (std::size_t i = 0; i < children_.size(); ++i) {
-        future_base* c = children_[i];
-        if (std::find(children_.begin(), children_.begin() + static_cast<std::ptrdiff_t>(i), c) !=
-            children_.begin() + static_cast<std::ptrdiff_t>(i)) {
-            continue;  // a duplicate: one callback, counted once
-        }
+    pointer_set seen(children_.size());
+    for (future_base* c : children_) {
+        if (!seen.insert(c)) continue;  // a duplicate: one callback, counted once
         ++nfuts_;
         link_->add_ref();  // the callback's
         try {
@@ -107,14 +103,9 @@ void gather_base::on_child_done(future_base& child) {
 
 bool gather_base::cancel(std::string msg) {
     if (done()) return false;
-    bool ret = false;
-    for (future_base* c : children_) {
-        if (c->cancel(msg)) ret = true;
-    }
-    // Any child that took the request makes the gather end cancelled, even
-    // with return_exceptions (bpo-32684).
-    if (ret) cancel_requested_ = true;
-    return ret;
+    // Each child in turn (duplicates too, as CPython); the walk sets
+    // cancel_requested_ if any took it.
+    return cancel_walk::run(this, cancel_walk::kind::gather, msg);
 }
 
 }  // namespace pyco::detail

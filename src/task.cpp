@@ -1,6 +1,9 @@
 #include <pyco/detail/task_base.hpp>
 
 #include <cstdio>
+#include <vector>
+
+#include <pyco/detail/gather_base.hpp>
 
 #include <pyco/unraisable.hpp>
 
@@ -87,11 +90,91 @@ bool task_base::cancel(std::string msg) {
     if (done()) return false;
     ++num_cancels_requested_;
     // The waited-on future's callback wakes us; it raises cancelled_error.
-    if (fut_waiter_ && fut_waiter_->cancel(msg)) return true;
-    // Otherwise a step is queued, or will be: it throws cancelled_error in.
-    must_cancel_ = true;
-    exception_ = make_cancel(std::move(msg));  // pending: kept for the next step
+    // If it refuses, the walk calls keep_cancel.
+    if (fut_waiter_) {
+        cancel_walk::run(this, cancel_walk::kind::task, msg);
+        return true;
+    }
+    keep_cancel(msg);
     return true;
+}
+
+void task_base::keep_cancel(const std::string& msg) {
+    // A step is queued, or will be: it throws cancelled_error in.
+    must_cancel_ = true;
+    exception_ = make_cancel(msg);  // pending: kept for the next step
+}
+
+namespace {
+
+// One level of a cancel_walk still to finish.
+struct walk_level {
+    future_base* node;
+    cancel_walk::kind kind;
+    bool took = false;       // a child's cancel() returned true
+    std::size_t next = 0;    // the next child to visit
+};
+
+struct walk_state {
+    std::vector<walk_level> levels;  // kept between walks: no allocation once warm
+    bool running = false;
+};
+
+thread_local walk_state tls_walk;
+
+}  // namespace
+
+bool cancel_walk::run(future_base* node, kind k, const std::string& msg) {
+    walk_state& w = tls_walk;
+    if (w.running) {
+        // Called by the running walk on a child: that walk goes on from here.
+        w.levels.push_back({node, k});
+        return false;  // not read: the level answers its parent when it finishes
+    }
+    struct guard {
+        walk_state& w;
+        ~guard() {
+            w.running = false;
+            w.levels.clear();
+            if (w.levels.capacity() > 1024) w.levels.shrink_to_fit();  // a one-off deep walk
+        }
+    } g{w};
+    w.running = true;
+    w.levels.push_back({node, k});
+    bool answer = false;
+    while (!w.levels.empty()) {
+        walk_level& top = w.levels.back();
+        future_base* child = nullptr;
+        if (top.kind == kind::task) {
+            if (top.next++ == 0) child = static_cast<task_base*>(top.node)->fut_waiter_.get();
+        } else {
+            auto& children = static_cast<gather_base*>(top.node)->children_;
+            if (top.next < children.size()) child = children[top.next++];
+        }
+        if (child != nullptr) {
+            const std::size_t depth = w.levels.size();
+            const bool took = child->cancel(msg);
+            if (w.levels.size() == depth) w.levels.back().took |= took;  // else: a level of its own
+            continue;
+        }
+        // Every child visited: finish the level, answer its parent.
+        bool took = top.took;
+        if (top.kind == kind::task) {
+            if (!took) static_cast<task_base*>(top.node)->keep_cancel(msg);
+            took = true;  // a pending task always takes a cancel
+        } else if (took) {
+            // Any child that took it makes the gather end cancelled, even
+            // with return_exceptions (bpo-32684).
+            static_cast<gather_base*>(top.node)->cancel_requested_ = true;
+        }
+        w.levels.pop_back();
+        if (w.levels.empty()) {
+            answer = took;
+        } else {
+            w.levels.back().took |= took;
+        }
+    }
+    return answer;
 }
 
 int task_base::uncancel() noexcept {

@@ -114,11 +114,24 @@ coroutine<void> cancel_and_wait(intrusive_ptr<future_base> fut) {
 
 as_completed_state::as_completed_state(event_loop& loop, std::vector<future_base*> todo, opt_duration timeout)
     : loop_(loop), size_(todo.size()) {
-    todo_.reserve(todo.size());
-    for (future_base* f : todo) {
-        add_ref();  // the callback's
-        const std::uint32_t id = f->add_callback(&completion_cb, this);
-        todo_.push_back({intrusive_ptr<future_base>(f), id});
+    todo_.reserve(todo.size());  // exact: the entries never move
+    try {
+        for (future_base* f : todo) {
+            entry& e = todo_.emplace_back(entry{intrusive_ptr<future_base>(f), this, 0});
+            ++remaining_;
+            add_ref();  // the callback's
+            try {
+                e.id = f->add_callback(&completion_cb, &e);
+            } catch (...) {
+                release();
+                e.fut = {};
+                --remaining_;
+                throw;
+            }
+        }
+    } catch (...) {
+        detach();
+        throw;
     }
     if (!todo_.empty() && timeout) {
         auto fire = [this] { on_timeout(); };
@@ -128,28 +141,31 @@ as_completed_state::as_completed_state(event_loop& loop, std::vector<future_base
 
 as_completed_state::~as_completed_state() { timer_.cancel(); }
 
-void as_completed_state::completion_cb(void* state, void* fut, bool run) {
-    auto s = intrusive_ptr<as_completed_state>::adopt(static_cast<as_completed_state*>(state));
+void as_completed_state::completion_cb(void* ctx, void* fut, bool run) {
+    auto& e = *static_cast<entry*>(ctx);
+    auto s = intrusive_ptr<as_completed_state>::adopt(e.state);
     if (fut == nullptr) return;
     auto f = intrusive_ptr<future_base>::adopt(static_cast<future_base*>(fut));
-    if (run) s->on_completion(*f);
+    if (run) s->on_completion(e);
 }
 
-void as_completed_state::on_completion(future_base& f) {
-    if (todo_.empty()) return;  // the timeout was here first
-    auto it = std::find_if(todo_.begin(), todo_.end(), [&](const entry& e) { return e.fut.get() == &f; });
-    if (it == todo_.end()) return;
-    intrusive_ptr<future_base> done = std::move(it->fut);
-    todo_.erase(it);
+void as_completed_state::on_completion(entry& e) {
+    if (remaining_ == 0) return;  // the timeout was here first
+    if (!e.fut) return;
+    intrusive_ptr<future_base> done = std::move(e.fut);
+    e.fut = {};
+    --remaining_;
     put(std::move(done));
-    if (todo_.empty()) timer_.cancel();
+    if (remaining_ == 0) timer_.cancel();
 }
 
 void as_completed_state::on_timeout() {
-    std::vector<entry> todo = std::move(todo_);
-    todo_.clear();
-    for (entry& e : todo) {
-        e.fut->remove_callback(e.id);
+    remaining_ = 0;
+    for (entry& e : todo_) {
+        if (!e.fut) continue;
+        intrusive_ptr<future_base> f = std::move(e.fut);
+        e.fut = {};
+        f->remove_callback(e.id);
         put({});  // one timeout for each coroutine still to come
     }
 }
@@ -202,9 +218,13 @@ void as_completed_state::drop_owner() noexcept {
 
 void as_completed_state::detach() noexcept {
     timer_.cancel();
-    std::vector<entry> todo = std::move(todo_);
-    todo_.clear();
-    for (entry& e : todo) e.fut->remove_callback(e.id);
+    remaining_ = 0;
+    for (entry& e : todo_) {
+        if (!e.fut) continue;
+        intrusive_ptr<future_base> f = std::move(e.fut);
+        e.fut = {};
+        f->remove_callback(e.id);
+    }
     done_.clear();
 }
 

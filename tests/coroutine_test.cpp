@@ -261,4 +261,75 @@ TEST(Coroutine, CancellationReachesATaskWaitingInAForeignAwaiter) {
     EXPECT_EQ(pyco::run(body()), "cancelled at the foreign await");
 }
 
+// ---------------------------------------------------------------- destruction
+// A frame destroyed while suspended destroys the coroutine it awaits, and
+// that one the next: a chain 200,000 deep would recurse past any stack.
+// pyco destroys such a chain from the bottom up in a loop, in the order the
+// recursion had (a level's locals go after its child's frame).
+
+struct goes_at {
+    std::vector<int>* order;
+    int level;
+    ~goes_at() { order->push_back(level); }
+};
+
+coroutine<int> parked_chain(int n, pyco::future<int> bottom, std::vector<int>& order) {
+    goes_at g{&order, n};
+    if (n == 0) co_return co_await bottom;
+    co_return co_await parked_chain(n - 1, bottom, order);
+}
+
+coroutine<void> one_step() { co_await pyco::sleep(0s); }
+
+void ignore_errors(pyco::event_loop&, const pyco::exception_context&) {}
+
+coroutine<int> await_borrowed(coroutine<int>& c) { co_return co_await c; }
+
+// The chain hangs from a coroutine object that a task only borrowed: the
+// task goes (the loop closes), then the object is dropped.
+TEST(CoroutineDestruction, ADeepSuspendedChainGoesBottomUpWithItsObject) {
+    constexpr int depth = 200'000;
+    std::vector<int> order;
+    pyco::event_loop loop;
+    loop.set_exception_handler(ignore_errors);
+    auto bottom = loop.create_future<int>();
+    {
+        coroutine<int> held = parked_chain(depth, bottom, order);
+        auto t = loop.create_task(await_borrowed(held));
+        loop.run_until_complete(one_step());
+        loop.close();  // abandons t; `held` is not its to destroy
+        EXPECT_TRUE(order.empty());
+        EXPECT_TRUE(held);
+    }
+    ASSERT_EQ(order.size(), static_cast<std::size_t>(depth) + 1);
+    for (int i = 0; i <= depth; ++i) {
+        if (order[static_cast<std::size_t>(i)] != i) {
+            ADD_FAILURE() << "level " << order[static_cast<std::size_t>(i)] << " went " << i << "th";
+            break;
+        }
+    }
+}
+
+coroutine<int> await_first(std::vector<coroutine<int>>& v) { co_return co_await v[0]; }
+coroutine<int> await_first_below(std::vector<coroutine<int>>& v) { co_return co_await await_first(v); }
+
+// A borrowed coroutine (here in a vector, moved while it is suspended)
+// found suspended in a chain being destroyed goes with the chain, and its
+// object is left empty: its frame could never be resumed again (who awaited
+// it is gone), and leaving it would leave a frame whose continuation dangles.
+TEST(CoroutineDestruction, ABorrowedCoroutineInADestroyedChainGoesWithIt) {
+    std::vector<int> order;
+    pyco::event_loop loop;
+    loop.set_exception_handler(ignore_errors);
+    auto bottom = loop.create_future<int>();
+    std::vector<coroutine<int>> v;
+    v.push_back(parked_chain(3, bottom, order));
+    auto t = loop.create_task(await_first_below(v));
+    loop.run_until_complete(one_step());
+    for (int i = 0; i < 100; ++i) v.emplace_back();  // v[0] moves; its frame follows it
+    loop.close();
+    EXPECT_FALSE(v[0]);
+    EXPECT_EQ(order, (std::vector<int>{0, 1, 2, 3}));
+}
+
 }  // namespace

@@ -9,10 +9,12 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cstdint>
 #include <set>
 #include <string>
 #include <vector>
 
+#include <pyco/detail/pointer_set.hpp>
 #include <pyco/gather.hpp>
 #include <pyco/run.hpp>
 #include <pyco/sleep.hpp>
@@ -718,6 +720,74 @@ TEST(AsCompleted, TimeoutBeyondTheClockJustWaits) {
         co_return co_await std::move(cs.front());
     };
     EXPECT_EQ(pyco::run(main(), vt), 5);
+}
+
+// ---------------------------------------------------------------- scale
+// Set-up is linear in the number of futures (a scan for duplicates made
+// 300,000 take 10-28 s): counted, not timed — every slot the duplicate
+// check looks at is counted (see PointerSet in gather_test). Duplicates
+// count once, as in CPython's set(fs).
+
+constexpr std::size_t many = 300'000;
+
+// Each future twice, the second time in reverse order.
+std::vector<future<int>> twice(const std::vector<future<int>>& distinct) {
+    std::vector<future<int>> fs(distinct);
+    fs.insert(fs.end(), distinct.rbegin(), distinct.rend());
+    return fs;
+}
+
+TEST(WaitScale, ManyFuturesWithDuplicatesSetUpLinearly) {
+    pyco::event_loop loop;
+    std::vector<future<int>> distinct;
+    distinct.reserve(many);
+    for (std::size_t i = 0; i < many; ++i) distinct.emplace_back(loop);
+    for (std::size_t i = 0; i < many; i += 2) distinct[i].set_result(static_cast<int>(i));
+    const std::vector<future<int>> fs = twice(distinct);
+
+    const auto before = pyco::detail::pointer_set::probes();
+    auto [done, pending] = loop.run_until_complete(pyco::wait(fs, pyco::first_completed));
+    const std::uint64_t probes = pyco::detail::pointer_set::probes() - before;
+    EXPECT_GE(probes, fs.size());
+    EXPECT_LE(probes, 3 * fs.size());
+
+    ASSERT_EQ(done.size(), many / 2);
+    ASSERT_EQ(pending.size(), many / 2);
+    for (std::size_t i = 0; i < many / 2; ++i) {  // first occurrences, in order
+        ASSERT_TRUE(done[i] == distinct[2 * i]);
+        ASSERT_TRUE(pending[i] == distinct[2 * i + 1]);
+    }
+    loop.close();
+}
+
+coroutine<std::vector<int>> await_each(std::vector<coroutine<int>> cs) {
+    std::vector<int> out;
+    out.reserve(cs.size());
+    for (auto& c : cs) out.push_back(co_await c);
+    co_return out;
+}
+
+// Set-up, and the completions too: each finds its place in todo at once
+// (a search and an erase in a vector made them quadratic as well).
+TEST(AsCompletedScale, ManyFuturesWithDuplicatesAreLinear) {
+    pyco::event_loop loop;
+    std::vector<future<int>> distinct;
+    distinct.reserve(many);
+    for (std::size_t i = 0; i < many; ++i) distinct.emplace_back(loop);
+    const std::vector<future<int>> fs = twice(distinct);
+
+    const auto before = pyco::detail::pointer_set::probes();
+    auto cs = pyco::as_completed(fs);
+    const std::uint64_t probes = pyco::detail::pointer_set::probes() - before;
+    EXPECT_GE(probes, fs.size());
+    EXPECT_LE(probes, 3 * fs.size());
+    ASSERT_EQ(cs.size(), many);
+
+    for (std::size_t i = many; i-- > 0;) distinct[i].set_result(static_cast<int>(i));
+    std::vector<int> got = loop.run_until_complete(await_each(std::move(cs)));
+    ASSERT_EQ(got.size(), many);
+    for (std::size_t k = 0; k < many; ++k) ASSERT_EQ(got[k], static_cast<int>(many - 1 - k));
+    loop.close();
 }
 
 }  // namespace

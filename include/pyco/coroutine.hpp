@@ -25,6 +25,17 @@
 // [[nodiscard]], so the usual cause — a call whose co_await was forgotten,
 // `f();` — is a compiler warning before it is a run-time one.
 //
+// Destruction. A coroutine object destroyed while its frame is suspended
+// destroys the frame, and so the coroutine that frame awaits, and so on
+// down: pyco does that from the bottom of the chain up, in a loop
+// (detail::destroy_frame), so that a chain of any depth — a task abandoned
+// by a closing loop at the bottom of 100,000 awaits — is torn down in
+// constant stack, in the order recursion would give. To find each frame's
+// owner, a frame points back at the handle in its coroutine object, which
+// moves keep up to date. A coroutine awaited through a reference that is
+// suspended in a chain being destroyed goes with the chain (it could never
+// be resumed: whoever awaited it is gone), and its object is left empty.
+//
 // Thread rule: a coroutine runs on the thread of the task that runs it.
 #pragma once
 
@@ -104,6 +115,19 @@ void warn_never_awaited(const std::source_location& where) noexcept;
 // coroutine's frame, or null when unknown). `done`: c finished.
 [[noreturn]] void refuse_await(const coro_frame& c, bool done, const coro_frame* awaiting);
 
+// A coroutine object's handle: typed for the object, a plain
+// std::coroutine_handle<> underneath, at which its frame points back
+// (coro_frame::owner_) so that destroy_frame can empty it.
+template <class P>
+struct owning_handle : std::coroutine_handle<> {
+    owning_handle() noexcept = default;
+    owning_handle(std::coroutine_handle<P> h) noexcept : std::coroutine_handle<>(h) {}
+    using std::coroutine_handle<>::operator=;
+    std::coroutine_handle<P> typed() const noexcept { return std::coroutine_handle<P>::from_address(address()); }
+    operator std::coroutine_handle<P>() const noexcept { return typed(); }
+    P& promise() const noexcept { return typed().promise(); }
+};
+
 }  // namespace detail
 
 template <class T>
@@ -115,11 +139,12 @@ public:
     using pyco_awaitable_tag = void;
 
     coroutine() noexcept = default;
-    coroutine(coroutine&& o) noexcept : h_(std::exchange(o.h_, nullptr)) {}
+    coroutine(coroutine&& o) noexcept : h_(std::exchange(o.h_, nullptr)) { own(); }
     coroutine& operator=(coroutine&& o) noexcept {
         if (this != &o) {
             reset();
             h_ = std::exchange(o.h_, nullptr);
+            own();
         }
         return *this;
     }
@@ -157,6 +182,10 @@ public:
     awaiter operator co_await() && { return awaiter(start()); }
 
 private:
+    // The frame points back at the handle that owns it.
+    void own() noexcept {
+        if (h_) h_.promise().owner_ = &h_;
+    }
     handle_type start() {
         if (!h_) throw runtime_error("cannot await an empty coroutine");
         auto& p = h_.promise();
@@ -169,11 +198,14 @@ private:
         if (!h_.promise().started_ && !h_.promise().unawaited_ok_) {
             detail::warn_never_awaited(h_.promise().created_);
         }
-        std::exchange(h_, nullptr).destroy();
+        auto& p = h_.promise();
+        p.owner_ = nullptr;
+        // Not destroy(): the chain this frame awaits goes first, in a loop.
+        detail::destroy_frame(std::exchange(h_, nullptr), &p);
     }
 
-    explicit coroutine(handle_type h) noexcept : h_(h) {}
-    handle_type h_;
+    explicit coroutine(handle_type h) noexcept : h_(h) { own(); }
+    detail::owning_handle<promise_type> h_;
 
     friend struct detail::coroutine_access;
 };
@@ -185,6 +217,7 @@ struct coroutine_access {
     template <class T>
     static typename coroutine<T>::handle_type take(coroutine<T>& c) {
         auto h = c.start();
+        h.promise().owner_ = nullptr;
         c.h_ = nullptr;
         return h;
     }

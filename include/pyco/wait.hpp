@@ -48,6 +48,7 @@
 
 #include <pyco/coroutine.hpp>
 #include <pyco/detail/ensure_future.hpp>
+#include <pyco/detail/pointer_set.hpp>
 #include <pyco/errors.hpp>
 #include <pyco/event_loop.hpp>
 #include <pyco/future.hpp>
@@ -81,13 +82,15 @@ coroutine<wait_result<H>> wait_impl(std::vector<H> fs, opt_duration timeout, ret
     if (fs.empty()) throw value_error("Set of Tasks/Futures is empty.");
     std::vector<H> distinct;
     std::vector<future_base*> ptrs;
-    for (H& h : fs) {
-        future_base* b = h.base();
-        bool seen = false;
-        for (future_base* p : ptrs) seen = seen || p == b;
-        if (seen) continue;
-        ptrs.push_back(b);
-        distinct.push_back(std::move(h));
+    {
+        pointer_set seen(fs.size());
+        distinct.reserve(fs.size());
+        ptrs.reserve(fs.size());
+        for (H& h : fs) {
+            if (!seen.insert(h.base())) continue;
+            ptrs.push_back(h.base());
+            distinct.push_back(std::move(h));
+        }
     }
     co_await wait_core(ptrs, timeout, when);
     wait_result<H> out;
@@ -158,6 +161,11 @@ coroutine<T> wait_for_impl(A aw, opt_duration timeout) {
 // Its coroutines own it through as_completed_owner; when the last one goes,
 // it detaches from the futures still pending, which frees the callbacks that
 // hold it (nothing else breaks that cycle when a future never completes).
+// todo_ is CPython's todo set: one entry per distinct future, made once and
+// never moved, each entry the context of its future's callback (which holds
+// a reference to the state), so a completion finds its entry at once; an
+// entry is out of the set when its fut is null, and remaining_ counts the
+// others.
 class as_completed_state final : public refcounted {
 public:
     as_completed_state(event_loop& loop, std::vector<future_base*> todo, opt_duration timeout);
@@ -170,11 +178,12 @@ public:
 
 private:
     struct entry {
-        intrusive_ptr<future_base> fut;
+        intrusive_ptr<future_base> fut;  // null: out of todo
+        as_completed_state* state;
         std::uint32_t id;
     };
-    static void completion_cb(void* state, void* fut, bool run);
-    void on_completion(future_base& f);
+    static void completion_cb(void* entry, void* fut, bool run);
+    void on_completion(entry& e);
     void on_timeout();
     void put(intrusive_ptr<future_base> f);
     void wakeup_next();
@@ -186,6 +195,7 @@ private:
     std::deque<future<void>> getters_;             // tasks waiting in get()
     handle timer_;
     std::size_t size_;
+    std::size_t remaining_ = 0;  // entries still in todo
     std::size_t owners_ = 0;
 };
 
@@ -220,10 +230,12 @@ auto as_completed_impl(R&& aws, opt_duration timeout) {
         }
     }
     std::vector<future_base*> ptrs;
-    for (const H& h : todo) {
-        bool seen = false;
-        for (future_base* p : ptrs) seen = seen || p == h.base();
-        if (!seen) ptrs.push_back(h.base());
+    {
+        pointer_set seen(todo.size());
+        ptrs.reserve(todo.size());
+        for (const H& h : todo) {
+            if (seen.insert(h.base())) ptrs.push_back(h.base());
+        }
     }
     event_loop& loop = ptrs.empty() ? get_running_loop() : ptrs.front()->get_loop();
     auto state = intrusive_ptr<as_completed_state>::adopt(new as_completed_state(loop, std::move(ptrs), timeout));

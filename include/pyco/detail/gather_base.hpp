@@ -6,6 +6,8 @@
 // never becomes cancelled itself: cancel() cancels the children and, if
 // any took the request, remembers it, so that the gather ends with
 // cancelled_error once every child is done, whatever return_exceptions.
+// Cancelling the children goes through a cancel_walk
+// (detail/cancel_walk.hpp), never by recursion: gathers nest to any depth.
 //
 // Ownership: the derived gather_state holds the children (their results are
 // read at the end). The children's callbacks reach the gather through a
@@ -23,6 +25,7 @@
 #include <string>
 #include <vector>
 
+#include <pyco/detail/cancel_walk.hpp>
 #include <pyco/detail/future_base.hpp>
 #include <pyco/detail/intrusive.hpp>
 
@@ -53,6 +56,7 @@ protected:
     virtual void set_results() = 0;
 
 private:
+    friend struct cancel_walk;
     static void child_done(void* link, void* fut, bool run);
     void on_child_done(future_base& child);
 

@@ -14,7 +14,9 @@
 // cancel() never resumes anything itself: it cancels fut_waiter_ (whose
 // callback then wakes the task) or sets must_cancel_, which the next step
 // turns into cancelled_error, raised by the awaiter that resumes (every
-// pyco awaiter calls raise_throw_in() first).
+// pyco awaiter calls raise_throw_in() first). Cancelling fut_waiter_ goes
+// through a cancel_walk (detail/cancel_walk.hpp), never by recursion: it
+// may be the top of a chain of tasks and gathers of any depth.
 //
 // Lifetime: a pending task holds a reference to itself, dropped when it
 // finishes, so the loop keeps a task alive although the user holds no
@@ -39,6 +41,7 @@
 #include <string>
 #include <vector>
 
+#include <pyco/detail/cancel_walk.hpp>
 #include <pyco/detail/future_base.hpp>
 #include <pyco/detail/intrusive.hpp>
 
@@ -58,12 +61,28 @@ namespace detail {
 struct coro_frame {
     std::coroutine_handle<> continuation_;  // who awaits this one; null: a task
     coro_frame* child_ = nullptr;           // the coroutine this one awaits
+    // The handle in the pyco::coroutine object that owns this frame (it
+    // follows the object's moves); null for a task's root and for frames
+    // that are not pyco::coroutine's (async generators). destroy_frame
+    // uses it to take a frame from its owner before destroying it.
+    std::coroutine_handle<>* owner_ = nullptr;
     std::exception_ptr exception_;
     std::source_location created_;       // the coroutine function
     std::source_location waiting_at_{};  // its latest co_await
     bool started_ = false;               // awaited, or handed to a task
     bool waited_somewhere_ = false;      // waiting_at_ is meaningful
 };
+
+// Destroys a coroutine frame and, first, the chain of pyco::coroutine
+// frames it awaits (through child_), from the bottom up, in a loop: a
+// chain a million deep suspended in a task the loop abandons (or whose
+// coroutine object is dropped) must not recurse once per level, as the
+// frames' own destructors would (each destroys the coroutine object it
+// awaits). Bottom-up is the order that recursion gives too: a level's
+// locals are destroyed after its child frame is gone. Each owner's handle
+// is nulled before its frame goes, so the parent's destruction finds
+// nothing left to destroy.
+void destroy_frame(std::coroutine_handle<> h, coro_frame* f) noexcept;
 
 // A task is a list_link (first base after future_base) in the loop's live
 // tasks, so no back-pointer is needed to find the task from its link.
@@ -108,6 +127,9 @@ protected:
     std::source_location coro_loc_;  // outlives the frame, for describe()
 
 private:
+    friend struct cancel_walk;
+    // fut_waiter_ refused the cancel: the next step raises it.
+    void keep_cancel(const std::string& msg);
     static void step_entry(void* task, void*, bool run);
     static void wakeup_entry(void* task, void* fut, bool run);
     void schedule_step();
