@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # Installs the Debian packages a build needs, and only those missing.
-#   scripts/install-deps.sh [release|sanitize|thread|debug|bench|tour]...
+#   scripts/install-deps.sh [release|release-o3|sanitize|thread|debug|bench|tour]...
 set -euo pipefail
 
 packages=(cmake ninja-build g++-12 libgtest-dev libgmock-dev python3)
 for preset in "$@"; do
   case "$preset" in
-    release|debug|tour) ;;
+    release|release-o3|debug|tour) ;;
     sanitize|thread) packages+=(clang-19 libclang-rt-19-dev) ;;
     bench) packages+=(libbenchmark-dev libboost1.81-dev) ;;
     *) echo "install-deps: unknown preset '$preset'" >&2; exit 2 ;;

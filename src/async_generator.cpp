@@ -6,6 +6,8 @@
 
 #include <pyco/task.hpp>
 
+#include "function_name.hpp"
+
 namespace pyco {
 
 namespace detail {
@@ -29,38 +31,12 @@ coroutine<void> finalize_asyncgen(asyncgen_ref g) {
     co_await asyncgen_close(g.get());
 }
 
-// "pyco::async_generator<int> ns::gen(int)" -> "ns::gen"
-std::string short_name(const char* full) {
-    const std::string s = full;
-    int depth = 0;
-    std::size_t paren = s.size();
-    for (std::size_t i = 0; i < s.size(); ++i) {
-        if (s[i] == '<') ++depth;
-        else if (s[i] == '>') --depth;
-        else if (s[i] == '(' && depth == 0) {
-            paren = i;
-            break;
-        }
-    }
-    std::size_t start = 0;
-    depth = 0;
-    for (std::size_t i = paren; i-- > 0;) {
-        if (s[i] == '>') ++depth;
-        else if (s[i] == '<') --depth;
-        else if (s[i] == ' ' && depth == 0) {
-            start = i + 1;
-            break;
-        }
-    }
-    return s.substr(start, paren - start);
-}
-
 }  // namespace
 
 std::string asyncgen_base::describe() const {
     char addr[32];
     std::snprintf(addr, sizeof addr, "%p", static_cast<const void*>(this));
-    return "<async_generator object " + short_name(created_.function_name()) + " at " + addr + ">";
+    return "<async_generator object " + short_function_name(created_.function_name()) + " at " + addr + ">";
 }
 
 void asyncgen_base::first_iter() noexcept {

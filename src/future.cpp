@@ -48,13 +48,20 @@ const char* future_base::state_name() const noexcept {
 }
 
 std::string future_base::describe() const {
-    std::string s = "<" + std::string(kind()) + " ";
+    // Appended piece by piece: GCC 12 at -O3 warns (-Wrestrict, a false
+    // positive) on "literal" + std::string&&, which inserts at the front.
+    std::string s = "<";
+    s += kind();
+    s += ' ';
     switch (state_) {
         case fut_state::pending: s += "pending"; break;
         case fut_state::cancelled: s += "cancelled"; break;
         case fut_state::finished:
             s += "finished";
-            if (exception_) s += " exception=" + describe_exception(exception_);
+            if (exception_) {
+                s += " exception=";
+                s += describe_exception(exception_);
+            }
             break;
     }
     return s + ">";

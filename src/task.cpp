@@ -7,6 +7,8 @@
 
 #include <pyco/unraisable.hpp>
 
+#include "function_name.hpp"
+
 namespace pyco::detail {
 
 namespace {
@@ -29,35 +31,6 @@ struct resumer {
     };
     std::coroutine_handle<promise_type> h;
 };
-
-// "pyco::coroutine<int> ns::f(int)" -> "ns::f"
-std::string short_name(const char* full) {
-    std::string s = full;
-    int depth = 0;
-    std::size_t paren = std::string::npos;
-    for (std::size_t i = 0; i < s.size(); ++i) {
-        char c = s[i];
-        if (c == '<') ++depth;
-        else if (c == '>') --depth;
-        else if (c == '(' && depth == 0) {
-            paren = i;
-            break;
-        }
-    }
-    if (paren == std::string::npos) return s;
-    std::size_t start = 0;
-    depth = 0;
-    for (std::size_t i = paren; i-- > 0;) {
-        char c = s[i];
-        if (c == '>') ++depth;
-        else if (c == '<') --depth;
-        else if (c == ' ' && depth == 0) {
-            start = i + 1;
-            break;
-        }
-    }
-    return s.substr(start, paren - start);
-}
 
 }  // namespace
 
@@ -373,7 +346,7 @@ std::vector<frame_info> task_base::get_stack() const {
     if (done() || !root_frame_) return out;
     for (const coro_frame* f = root_frame_; f != nullptr; f = f->child_) {
         frame_info fi;
-        fi.function = f->created_.function_name();
+        fi.function = short_function_name(f->created_.function_name());
         fi.file = f->created_.file_name();
         fi.line = f->waited_somewhere_ ? f->waiting_at_.line() : f->created_.line();
         out.push_back(std::move(fi));
@@ -386,7 +359,7 @@ std::string task_base::describe() const {
     s += done() ? (cancelled() ? "cancelled" : "finished") : "pending";
     s += " name='" + get_name() + "'";
     {
-        s += " coro=<" + short_name(coro_loc_.function_name()) + "()";
+        s += " coro=<" + short_function_name(coro_loc_.function_name()) + "()";
         // As CPython's repr: where the task's own coroutine is (get_stack()
         // gives the whole chain).
         if (!done() && root_frame_ && root_frame_->waited_somewhere_) {

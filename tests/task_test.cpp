@@ -388,6 +388,47 @@ TEST(Task, GetStackShowsTheChainOfCoroutines) {
     pyco::run(body(), vt);
 }
 
+// CPython names a frame by its function's name ("in leaf_waiter") and a
+// task's coroutine by its qualified name; pyco gives the same short form on
+// GCC and clang, without the return type, parameters or anonymous namespace
+// (these coroutines are in one).
+TEST(Task, StackAndReprNameCoroutinesLikeCPython) {
+    auto body = []() -> coroutine<void> {
+        auto t = pyco::create_task(middle(), "sleeper");
+        auto lambda_coro = []() -> coroutine<void> { co_await pyco::sleep(1h); };
+        auto l = pyco::create_task(lambda_coro(), "lambda");
+        co_await pyco::sleep(1ms);
+        auto stack = t.get_stack();
+        EXPECT_EQ(stack.size(), 2u);
+        if (stack.size() == 2) {
+            EXPECT_EQ(stack[0].function, "middle");
+            EXPECT_EQ(stack[1].function, "leaf_waiter");
+        }
+        auto lstack = l.get_stack();
+        EXPECT_EQ(lstack.size(), 1u);
+        if (lstack.size() == 1) {
+            EXPECT_TRUE(lstack[0].function.ends_with("::<lambda>")) << lstack[0].function;
+            EXPECT_EQ(lstack[0].function.find("anonymous"), std::string::npos) << lstack[0].function;
+        }
+        char* buf = nullptr;
+        std::size_t len = 0;
+        std::FILE* mem = open_memstream(&buf, &len);
+        t.print_stack(mem);
+        std::fclose(mem);
+        std::string text(buf, len);
+        std::free(buf);
+        EXPECT_NE(text.find("Stack for <Task pending name='sleeper' coro=<middle() running at "), std::string::npos)
+            << text;
+        EXPECT_NE(text.find(", in middle\n"), std::string::npos) << text;
+        EXPECT_NE(text.find(", in leaf_waiter\n"), std::string::npos) << text;
+        EXPECT_EQ(text.find("anonymous"), std::string::npos) << text;
+        t.cancel();
+        l.cancel();
+        co_await pyco::sleep(0s);
+    };
+    pyco::run(body(), vt);
+}
+
 TEST(Task, LoopClosedWithAPendingTaskReportsAndFreesIt) {
     auto token = std::make_shared<int>(0);
     std::vector<std::string> msgs;

@@ -181,7 +181,8 @@ void delegation() {
 }  // namespace
 
 void tour::part_one() {
-    std::printf("\n######## Part one: generators (PEP 255, 342, 380)\n");
+    std::printf("\n######## Part one: generators (PEP 255, 342, 380)\n"
+                "######## examples/tour/part_one.cpp\n");
     simple_generator();
     receiving_values();
     throwing_in();

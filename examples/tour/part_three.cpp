@@ -135,7 +135,8 @@ coroutine<void> main_part_three() {
 }  // namespace
 
 void tour::part_three() {
-    std::printf("\n######## Part three: queues, threads, signals and the older style\n");
+    std::printf("\n######## Part three: queues, threads, signals and the older style\n"
+                "######## examples/tour/part_three.cpp\n");
     pyco::run(main_part_three());
     ctrl_c();
 }

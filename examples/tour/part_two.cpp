@@ -242,7 +242,8 @@ coroutine<void> main_part_two() {
 }  // namespace
 
 void tour::part_two() {
-    std::printf("\n######## Part two: async/await and the event loop (PEP 492, 525, asyncio)\n");
+    std::printf("\n######## Part two: async/await and the event loop (PEP 492, 525, asyncio)\n"
+                "######## examples/tour/part_two.cpp\n");
     // Virtual time: the sleeps above take no wall-clock time.
     pyco::run(main_part_two(), {.virtual_time = true});
 }

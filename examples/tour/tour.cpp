@@ -4,7 +4,9 @@
 #include "tour.hpp"
 
 int main() {
-    std::printf("pyco tour: Python's coroutine model in C++20\n");
+    std::printf("pyco tour: Python's coroutine model in C++20\n"
+                "Read along in examples/tour/: each numbered section below is the\n"
+                "function under the comment \"// --- N.\" in the part's file.\n");
     tour::part_one();
     tour::part_two();
     tour::part_three();

@@ -1,11 +1,70 @@
-# Builds and runs tests/package/consumer against this build of pyco.
-#   -DMODE=find_package|add_subdirectory|readme -DPYCO_SOURCE_DIR= -DPYCO_BINARY_DIR=
-# readme: the first ```cpp block of README.md is the program, built through
-# add_subdirectory, so the README's example cannot drift from the library.
-#   -DWORK_DIR= -DCXX= -DCXX_FLAGS= -DLINKER_FLAGS= -DBUILD_TYPE=
-file(REMOVE_RECURSE "${WORK_DIR}")
-set(main "${PYCO_SOURCE_DIR}/tests/package/consumer/main.cpp")
-if(MODE STREQUAL "readme")
+# Builds and runs tests/package/consumer against this build of pyco, or
+# configures pyco itself as a top-level project without GoogleTest.
+#   -DMODE=find_package|add_subdirectory|no_gtest -DWORK_DIR=
+#   -DPYCO_SOURCE_DIR= -DPYCO_BINARY_DIR= -DGENERATOR= -DCXX= -DLAUNCHER=
+#   -DCXX_FLAGS= -DCXX_FLAGS_CONFIG= -DLINKER_FLAGS= -DBUILD_TYPE= -DWERROR=
+#
+# WORK_DIR is kept between runs. A consumer's tree is configured again only
+# when the arguments below change (ninja itself re-runs CMake when a
+# CMakeLists.txt changed) and is rebuilt incrementally, so that a re-run with
+# nothing changed takes seconds while any change to pyco's sources, headers
+# or CMake files is still built: add_subdirectory compiles them in place,
+# and find_package reinstalls (cmake --install copies what changed).
+
+# Runs a command; on failure, stops with its output.
+function(step what)
+  execute_process(COMMAND ${ARGN} RESULT_VARIABLE rc
+    OUTPUT_VARIABLE out ERROR_VARIABLE out)
+  if(NOT rc EQUAL 0)
+    message(FATAL_ERROR "package.${MODE}: ${what} failed (${rc}):\n${out}")
+  endif()
+  set(step_output "${out}" PARENT_SCOPE)
+endfunction()
+
+# Writes a file only when its content changes, so that ninja rebuilds
+# nothing on an unchanged re-run.
+function(write_if_changed path content)
+  if(EXISTS "${path}")
+    file(READ "${path}" old)
+    if(old STREQUAL content)
+      return()
+    endif()
+  endif()
+  file(WRITE "${path}" "${content}")
+endfunction()
+
+string(TOUPPER "${BUILD_TYPE}" bt)
+set(common -G "${GENERATOR}" "-DCMAKE_CXX_COMPILER=${CXX}"
+  "-DCMAKE_CXX_FLAGS=${CXX_FLAGS}" "-DCMAKE_EXE_LINKER_FLAGS=${LINKER_FLAGS}"
+  "-DCMAKE_BUILD_TYPE=${BUILD_TYPE}" "-DCMAKE_CXX_COMPILER_LAUNCHER=${LAUNCHER}"
+  "-DPYCO_WERROR=${WERROR}")
+if(bt)
+  list(APPEND common "-DCMAKE_CXX_FLAGS_${bt}=${CXX_FLAGS_CONFIG}")
+endif()
+set(build "${WORK_DIR}/build")
+file(MAKE_DIRECTORY "${WORK_DIR}")
+
+if(MODE STREQUAL "no_gtest")
+  # pyco as the top-level project on a machine without GoogleTest: the
+  # configure succeeds, says why the tests are left out, and defines none.
+  step("configure without GoogleTest" "${CMAKE_COMMAND}" -S "${PYCO_SOURCE_DIR}"
+    -B "${build}" ${common} -DCMAKE_DISABLE_FIND_PACKAGE_GTest=ON
+    -DPYCO_BUILD_TESTS=ON -DPYCO_BUILD_EXAMPLES=OFF)
+  if(NOT step_output MATCHES "GoogleTest not found")
+    message(FATAL_ERROR "no message about the missing GoogleTest:\n${step_output}")
+  endif()
+  if(EXISTS "${build}/tests")
+    message(FATAL_ERROR "the tests were configured without GoogleTest")
+  endif()
+  return()
+endif()
+
+set(args ${common} -S "${PYCO_SOURCE_DIR}/tests/package/consumer" -B "${build}"
+  "-DPYCO_CONSUMER_MODE=${MODE}" "-DPYCO_SOURCE_DIR=${PYCO_SOURCE_DIR}")
+if(MODE STREQUAL "add_subdirectory")
+  # README.md's first ```cpp block is a second program, so that the README's
+  # example cannot drift from the library. GoogleTest is made unfindable: a
+  # subproject must not need it.
   file(READ "${PYCO_SOURCE_DIR}/README.md" readme)
   string(FIND "${readme}" "```cpp\n" start)
   if(start EQUAL -1)
@@ -15,38 +74,32 @@ if(MODE STREQUAL "readme")
   string(SUBSTRING "${readme}" ${start} -1 rest)
   string(FIND "${rest}" "```" stop)
   string(SUBSTRING "${rest}" 0 ${stop} code)
-  set(main "${WORK_DIR}/readme.cpp")
-  file(WRITE "${main}" "${code}")
-  set(MODE add_subdirectory)
-endif()
-set(args -G Ninja -S "${PYCO_SOURCE_DIR}/tests/package/consumer" -B "${WORK_DIR}/build"
-  "-DCMAKE_CXX_COMPILER=${CXX}" "-DCMAKE_CXX_FLAGS=${CXX_FLAGS}"
-  "-DCMAKE_EXE_LINKER_FLAGS=${LINKER_FLAGS}" "-DCMAKE_BUILD_TYPE=${BUILD_TYPE}"
-  "-DPYCO_CONSUMER_MODE=${MODE}" "-DPYCO_SOURCE_DIR=${PYCO_SOURCE_DIR}"
-  "-DPYCO_CONSUMER_MAIN=${main}")
-if(MODE STREQUAL "find_package")
-  execute_process(COMMAND "${CMAKE_COMMAND}" --install "${PYCO_BINARY_DIR}"
-    --prefix "${WORK_DIR}/prefix" --config "${BUILD_TYPE}"
-    RESULT_VARIABLE rc OUTPUT_QUIET)
-  if(rc)
-    message(FATAL_ERROR "cmake --install failed: ${rc}")
-  endif()
+  write_if_changed("${WORK_DIR}/readme.cpp" "${code}")
+  list(APPEND args "-DPYCO_CONSUMER_README=${WORK_DIR}/readme.cpp"
+    -DCMAKE_DISABLE_FIND_PACKAGE_GTest=ON)
+elseif(MODE STREQUAL "find_package")
+  step("cmake --install" "${CMAKE_COMMAND}" --install "${PYCO_BINARY_DIR}"
+    --prefix "${WORK_DIR}/prefix" --config "${BUILD_TYPE}")
   foreach(f include/pyco/pyco.hpp include/pyco/detail/generator_node.hpp)
     if(NOT EXISTS "${WORK_DIR}/prefix/${f}")
       message(FATAL_ERROR "not installed: ${f}")
     endif()
   endforeach()
   list(APPEND args "-DCMAKE_PREFIX_PATH=${WORK_DIR}/prefix")
+else()
+  message(FATAL_ERROR "unknown MODE '${MODE}'")
 endif()
-foreach(step IN ITEMS configure build run)
-  if(step STREQUAL "configure")
-    execute_process(COMMAND "${CMAKE_COMMAND}" ${args} RESULT_VARIABLE rc)
-  elseif(step STREQUAL "build")
-    execute_process(COMMAND "${CMAKE_COMMAND}" --build "${WORK_DIR}/build" RESULT_VARIABLE rc)
-  else()
-    execute_process(COMMAND "${WORK_DIR}/build/consumer" RESULT_VARIABLE rc)
-  endif()
-  if(rc)
-    message(FATAL_ERROR "consumer (${MODE}) ${step} failed: ${rc}")
-  endif()
-endforeach()
+
+string(JOIN "\n" stamp ${args})
+set(stamp_file "${WORK_DIR}/configured-with.txt")
+set(old_stamp "")
+if(EXISTS "${stamp_file}" AND EXISTS "${build}/CMakeCache.txt")
+  file(READ "${stamp_file}" old_stamp)
+endif()
+if(NOT old_stamp STREQUAL stamp)
+  file(REMOVE "${stamp_file}")
+  step(configure "${CMAKE_COMMAND}" ${args})
+  file(WRITE "${stamp_file}" "${stamp}")
+endif()
+step(build "${CMAKE_COMMAND}" --build "${build}")
+step(run "${build}/consumer")

@@ -49,8 +49,8 @@ namespace pyco {
 
 // One entry of a task's stack (Task.get_stack): a coroutine and where it is.
 struct frame_info {
-    std::string function;
-    std::string file;
+    std::string function;  // as CPython names it: "ns::f", "C::meth", "f()::<lambda>"
+    std::string file;      // as the compiler was given it
     unsigned line = 0;  // the co_await it waits at, else its definition
 };
 
