@@ -30,9 +30,9 @@
 // construction as in CPython; a delay beyond the clock's range gives
 // time_point::max(), which never comes) and the asyncio.Timeout class
 // (constructed from a time point, or std::nullopt for "never");
-// pyco::timeout_at(when) is
-// asyncio.timeout_at. aenter() gives the body a reference to the timeout, so
-// the body can reschedule() it, ask when() and expired().
+// pyco::timeout_at(when) is asyncio.timeout_at. aenter() gives the body a
+// reference to the timeout, so the body can reschedule() it, ask when() and
+// expired().
 //
 // Cancellation: on expiry the timeout cancels the task that entered it (a
 // plain task.cancel(): cancelled_error is raised at the body's current
