@@ -257,7 +257,7 @@ std::coroutine_handle<> task_base::make_resumer() {
             for (;;) co_await w;
         }
     };
-    return make::body(wake{this, loop_, loop_->proxy().get()}).h;
+    return make::body(wake{this, loop_.get(), loop_->proxy().get()}).h;
 }
 
 void task_base::rethrow_throw_in() {

@@ -543,6 +543,8 @@ TEST(GatherCancel, CancellingTheAwaitingTaskTwiceReportsNothing) {
     const std::string err = testing::internal::GetCapturedStderr();
     EXPECT_TRUE(msgs.empty()) << msgs.front();
     EXPECT_EQ(err, "");
+}
+
 // ---------------------------------------------------------------- scale
 // Set-up must be linear in the number of children (a scan for duplicates
 // made it quadratic: 92 s for 10^6). Checked by counting, not timing: every
