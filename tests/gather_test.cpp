@@ -151,7 +151,7 @@ TEST(Gather, FuturesOfDifferentLoopsAreRefused) {
         pyco::event_loop other;
         future<int> mine(pyco::get_running_loop());
         future<int> theirs(other);
-        EXPECT_THROW(pyco::gather(mine, theirs), pyco::value_error);
+        EXPECT_THROW((void)pyco::gather(mine, theirs), pyco::value_error);
         co_return;
     };
     pyco::run(body());
