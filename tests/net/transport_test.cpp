@@ -128,6 +128,8 @@ TEST(Transport, FlowControlPausesAboveHighAndResumesAtLow) {
     }, 5000);
     EXPECT_EQ(got, block.size());
     EXPECT_EQ(proto->events, (std::vector<std::string>{"made", "pause", "resume"}));
+    t->close();
+    spin(loop, [&] { return proto->events.back() == "lost"; });
 }
 
 TEST(Transport, BufferLimitsAreValidatedAsAsyncio) {
