@@ -59,6 +59,10 @@ bool is_write(io_opcode c) noexcept {
            c == io_opcode::poll_write;
 }
 
+bool is_file(io_opcode c) noexcept {
+    return c == io_opcode::read_at || c == io_opcode::write_at || c == io_opcode::fsync;
+}
+
 bool is_poll(io_opcode c) noexcept { return c == io_opcode::poll_read || c == io_opcode::poll_write; }
 
 // How many connections one accept perform takes before letting others run
@@ -104,6 +108,9 @@ public:
     }
 
     const char* name() const noexcept override { return "epoll"; }
+    // Regular files are always "ready" to epoll: it cannot make their I/O
+    // asynchronous, so the file layer uses the default executor instead.
+    bool supports(io_opcode code) const noexcept override { return !is_file(code); }
     std::size_t pending() const noexcept override { return parked_; }
 
     io_status submit(io_op& op) override;
@@ -211,6 +218,11 @@ bool epoll_backend::unpark(io_op& op, fd_state& s) noexcept {
 }
 
 io_status epoll_backend::submit(io_op& op) {
+    if (is_file(op.code)) {
+        op.state = 0;
+        op.result = -EOPNOTSUPP;
+        return io_status::done;
+    }
     fd_state* sp = state_of(op.fd);
     if (!sp) {
         if (is_poll(op.code)) throw std::system_error(EBADF, std::generic_category(), "epoll_ctl(ADD)");
@@ -345,6 +357,10 @@ long epoll_backend::do_syscall(io_op& op) noexcept {
         case io_opcode::poll_read:
         case io_opcode::poll_write:
             return 0;
+        case io_opcode::read_at:
+        case io_opcode::write_at:
+        case io_opcode::fsync:
+            return -EOPNOTSUPP;  // refused by submit()
         }
         if (n >= 0) return static_cast<long>(n);
         if (errno == EINTR) continue;

@@ -64,6 +64,12 @@ enum class io_opcode : std::uint8_t {
     connect,      // one-shot, to addr/addrlen
     recvfrom,     // one-shot datagram into buf/len; the sender into addr/addrlen
     sendto,       // one-shot datagram from iov/iovcnt to addr/addrlen
+    // Regular files (pyco::open_file). Only a backend whose supports() says
+    // so takes them (io_uring); elsewhere the file layer runs them on the
+    // default executor, and submit() completes them with -EOPNOTSUPP.
+    read_at,      // one-shot pread(2) into buf/len at offset
+    write_at,     // one-shot pwritev(2) from iov/iovcnt at offset
+    fsync,        // one-shot fsync(2)
 };
 
 enum io_flags : std::uint8_t {
@@ -100,6 +106,7 @@ struct io_op {
     int iovcnt = 0;
     sockaddr* addr = nullptr;   // connect/sendto: the peer; recvfrom: filled in
     socklen_t addrlen = 0;      // recvfrom: in = room, out = size
+    std::uint64_t offset = 0;   // read_at/write_at
     // recv_stream on a backend that reads into the issuer's memory: where
     // the next bytes go (an empty span pauses the operation until resumed).
     std::span<std::byte> (*get_buffer)(io_op& op) = nullptr;
@@ -116,6 +123,8 @@ class io_backend {
 public:
     virtual ~io_backend() = default;
     virtual const char* name() const noexcept = 0;
+    // Whether submit() performs this opcode (file operations are optional).
+    virtual bool supports(io_opcode code) const noexcept = 0;
 
     virtual io_status submit(io_op& op) = 0;
     virtual void cancel(io_op& op) noexcept = 0;
