@@ -59,7 +59,11 @@ def cpu_ticks(pid):
     return int(fields[11]), int(fields[12])  # utime, stime
 
 
+URING = {"PYCO_BACKEND": "io_uring"}
+
+
 def echo_servers(build):
+    """name -> (command, extra environment)."""
     py = sys.executable
     sys_py = "/usr/bin/python3"
     echo = os.path.join(build, "examples", "echo", "echo_server")
@@ -67,26 +71,31 @@ def echo_servers(build):
     script = os.path.join(HERE, "asyncio_echo.py")
     have_uvloop = subprocess.run([sys_py, "-c", "import uvloop"], capture_output=True).returncode == 0
     servers = {
-        "pyco-protocol": [echo, "{port}", "protocol"],
-        "pyco-streams": [echo, "{port}", "streams"],
-        "asio": [asio, "{port}"],
-        "asyncio-protocol": [py, script, "{port}", "protocol"],
-        "asyncio-streams": [py, script, "{port}", "streams"],
+        "pyco-protocol": ([echo, "{port}", "protocol"], {}),
+        "pyco-streams": ([echo, "{port}", "streams"], {}),
+        "pyco-protocol-uring": ([echo, "{port}", "protocol"], URING),
+        "pyco-streams-uring": ([echo, "{port}", "streams"], URING),
+        "asio": ([asio, "{port}"], {}),
+        "asio-uring": ([asio + "_uring", "{port}"], {}),
+        "asyncio-protocol": ([py, script, "{port}", "protocol"], {}),
+        "asyncio-streams": ([py, script, "{port}", "streams"], {}),
     }
     if have_uvloop:
-        servers["uvloop-protocol"] = [sys_py, script, "{port}", "protocol", "--uvloop"]
-        servers["uvloop-streams"] = [sys_py, script, "{port}", "streams", "--uvloop"]
+        servers["uvloop-protocol"] = ([sys_py, script, "{port}", "protocol", "--uvloop"], {})
+        servers["uvloop-streams"] = ([sys_py, script, "{port}", "streams", "--uvloop"], {})
     return servers
 
 
 def http_servers(build, tmp):
+    http = os.path.join(build, "examples", "http", "http_server")
     servers = {
-        "pyco-http": [os.path.join(build, "examples", "http", "http_server"), "{port}"],
+        "pyco-http": ([http, "{port}"], {}),
+        "pyco-http-uring": ([http, "{port}"], URING),
     }
     nginx = shutil.which("nginx") or "/usr/sbin/nginx"
     if os.path.exists(nginx):
         conf = os.path.join(tmp, "nginx.conf")
-        servers["nginx"] = [nginx, "-c", conf, "-p", tmp, "-g", "daemon off; master_process off;"]
+        servers["nginx"] = ([nginx, "-c", conf, "-p", tmp, "-g", "daemon off; master_process off;"], {})
     return servers
 
 
@@ -110,13 +119,18 @@ http {{
 
 
 class Server:
-    def __init__(self, cmd, port):
+    def __init__(self, spec, port):
+        cmd, env = spec
         self.cmd = [c.replace("{port}", str(port)) for c in cmd]
+        # Every server gets the same environment but for its own overrides:
+        # a PYCO_BACKEND set in the caller's shell must not leak into others.
+        self.env = {k: v for k, v in os.environ.items() if k != "PYCO_BACKEND"}
+        self.env.update(env)
         self.port = port
 
     def __enter__(self):
         self.proc = subprocess.Popen(["taskset", "-c", "0"] + self.cmd, stdout=subprocess.DEVNULL,
-                                     stderr=subprocess.PIPE)
+                                     stderr=subprocess.PIPE, env=self.env)
         wait_port(self.port, self.proc)
         return self
 
@@ -206,23 +220,28 @@ def main():
     ap.add_argument("--servers", default="")
     ap.add_argument("--json")
     ap.add_argument("--plot")
+    ap.add_argument("--replot", metavar="JSON", help="only draw --plot from an earlier run's --json")
     args = ap.parse_args()
+    if args.replot:
+        with open(args.replot) as f:
+            plot(json.load(f), args.plot or "net_cpu_per_message.png")
+        return
     only = set(args.only.split(","))
     pick = set(filter(None, args.servers.split(",")))
     loadgen = os.path.join(args.build, "bench", "net", "loadgen")
     results = {"echo": {}, "bulk": {}, "syscalls": {}, "http": {}}
 
     servers = {k: v for k, v in echo_servers(args.build).items() if not pick or k in pick}
-    for name, cmd in servers.items():
-        if not os.path.exists(cmd[0]):
-            print(f"skip {name}: {cmd[0]} not built", file=sys.stderr)
+    for name, spec in servers.items():
+        if not os.path.exists(spec[0][0]):
+            print(f"skip {name}: {spec[0][0]} not built", file=sys.stderr)
             continue
         port = free_port()
         try:
-            with Server(cmd, port) as srv:
+            with Server(spec, port) as srv:
                 pid = srv.proc.pid
                 if "echo" in only:
-                    for conns in (1, 50):
+                    for conns in (1, 50, 500):
                         r = run_loadgen(loadgen, port, conns, 64, args.seconds, args.warmup, pid)
                         results["echo"].setdefault(name, {})[conns] = r
                         print(f"echo64 {name:18} c={conns:3} {r['msgs_per_s']:>10.0f} msg/s "
@@ -242,18 +261,18 @@ def main():
 
     if "http" in only and shutil.which("wrk"):
         with tempfile.TemporaryDirectory() as tmp:
-            for name, cmd in http_servers(args.build, tmp).items():
+            for name, spec in http_servers(args.build, tmp).items():
                 if pick and name not in pick:
                     continue
-                if not os.path.exists(cmd[0]):
-                    print(f"skip {name}: {cmd[0]} not built", file=sys.stderr)
+                if not os.path.exists(spec[0][0]):
+                    print(f"skip {name}: {spec[0][0]} not built", file=sys.stderr)
                     continue
                 port = free_port()
                 if name == "nginx":
                     write_nginx_conf(tmp, port)
                 try:
-                    with Server(cmd, port) as srv:
-                        for conns in (50, 200):
+                    with Server(spec, port) as srv:
+                        for conns in (50, 200, 500):
                             r = run_wrk(port, conns, args.seconds, srv.proc.pid)
                             results["http"].setdefault(name, {})[conns] = r
                             print(f"http {name:12} c={conns:3} {r['req_per_s']:>10.0f} req/s "
@@ -276,9 +295,11 @@ def plot(results, path):
     except ImportError:
         print("no matplotlib (python3-matplotlib): no plot", file=sys.stderr)
         return
-    names = [n for n in results["echo"] if 50 in results["echo"][n] and "cpu_us" in results["echo"][n][50]]
-    total = [results["echo"][n][50]["cpu_us"] for n in names]
-    user = [results["echo"][n][50]["user_us"] for n in names]
+    # JSON turns the connection counts into strings.
+    at50 = {n: r.get(50, r.get("50")) for n, r in results["echo"].items()}
+    names = [n for n, r in at50.items() if r and r.get("cpu_us") is not None]
+    total = [at50[n]["cpu_us"] for n in names]
+    user = [at50[n]["user_us"] for n in names]
     fig, ax = plt.subplots(figsize=(8, 4))
     ax.barh(names, total, color="#9ab", label="kernel")
     ax.barh(names, user, color="#357", label="user")
