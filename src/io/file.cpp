@@ -19,6 +19,12 @@
 // parameter of the inner coroutine, so it goes whenever the frame goes,
 // even for a task cancelled before it first ran (at loop shutdown).
 //
+// A job lets go of its fd_owner before it returns, so before its result is
+// posted to the loop: when an operation's completion has run, nothing but
+// the file holds the fd, and close() closes it there and then (and can
+// raise its error). A backend request still in flight when its loop is
+// destroyed is leaked (its self-reference), never freed under the kernel.
+//
 // Thread rule: file_state is touched on the loop's thread only; jobs get
 // the fd_owner, offsets and buffers they own.
 #include <pyco/file.hpp>
@@ -218,12 +224,14 @@ coroutine<std::string> read_chunk(std::shared_ptr<file_state> st, std::uint64_t 
         q->buf.resize(static_cast<std::size_t>(r));
         co_return std::move(q->buf);
     }
-    auto job = [fd = st->fd, positional = st->seekable, off, n]() {
+    auto job = [fd = st->fd, positional = st->seekable, off, n]() mutable {
+        const std::shared_ptr<fd_owner> keep = std::move(fd);  // let go before the result is posted
         chunk_result c;
         c.data.resize(n);
         ssize_t r;
         do {
-            r = positional ? ::pread(fd->fd, c.data.data(), n, static_cast<off_t>(off)) : ::read(fd->fd, c.data.data(), n);
+            r = positional ? ::pread(keep->fd, c.data.data(), n, static_cast<off_t>(off))
+                           : ::read(keep->fd, c.data.data(), n);
         } while (r < 0 && errno == EINTR);
         c.res = r < 0 ? -errno : r;
         c.data.resize(r < 0 ? 0 : static_cast<std::size_t>(r));
@@ -251,11 +259,12 @@ coroutine<std::size_t> write_chunk(std::shared_ptr<file_state> st, std::uint64_t
         q->op.offset = off;
         r = co_await ring_submit(loop, q);
     } else {
-        auto job = [fd = st->fd, positional = st->seekable, off, data, from, n]() -> long {
+        auto job = [fd = st->fd, positional = st->seekable, off, data, from, n]() mutable -> long {
+            const std::shared_ptr<fd_owner> keep = std::move(fd);
             ssize_t w;
             do {
-                w = positional ? ::pwrite(fd->fd, data->data() + from, n, static_cast<off_t>(off))
-                               : ::write(fd->fd, data->data() + from, n);
+                w = positional ? ::pwrite(keep->fd, data->data() + from, n, static_cast<off_t>(off))
+                               : ::write(keep->fd, data->data() + from, n);
             } while (w < 0 && errno == EINTR);
             return w < 0 ? -errno : w;
         };
@@ -330,7 +339,10 @@ coroutine<void> fsync_inner(std::shared_ptr<file_state> st, op_token tok) {
         q->op.code = io_opcode::fsync;
         r = co_await ring_submit(loop, q);
     } else {
-        auto job = [fd = st->fd]() -> long { return ::fsync(fd->fd) == 0 ? 0 : -errno; };
+        auto job = [fd = st->fd]() mutable -> long {
+            const std::shared_ptr<fd_owner> keep = std::move(fd);
+            return ::fsync(keep->fd) == 0 ? 0 : -errno;
+        };
         r = co_await loop.run_in_executor(std::move(job));
     }
     if (r < 0) raise_file_error(static_cast<int>(-r), "fsync", st->path());
