@@ -10,5 +10,6 @@ int main() {
     tour::part_one();
     tour::part_two();
     tour::part_three();
+    tour::part_four();
     return 0;
 }

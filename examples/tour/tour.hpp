@@ -28,5 +28,8 @@ void part_one();
 void part_two();
 // Part three: queues, threads, signals, and the pre-PEP-492 style.
 void part_three();
+// Part four: networking (a server and a client in one program) and async
+// files: a file read, then an HTTP request, in both styles.
+void part_four();
 
 }  // namespace tour

@@ -10,6 +10,7 @@
 #include <pyco/event.hpp>
 #include <pyco/event_loop.hpp>
 #include <pyco/executor.hpp>
+#include <pyco/file.hpp>
 #include <pyco/future.hpp>
 #include <pyco/gather.hpp>
 #include <pyco/generator.hpp>

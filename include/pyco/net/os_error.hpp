@@ -5,11 +5,20 @@
 // deriving from std::system_error, so code catches what it knows:
 //
 //   std::system_error                     (OSError)
-//   └── connection_error                  (ConnectionError)
-//       ├── broken_pipe_error             (BrokenPipeError: EPIPE, ESHUTDOWN)
-//       ├── connection_aborted_error      (ConnectionAbortedError: ECONNABORTED)
-//       ├── connection_refused_error      (ConnectionRefusedError: ECONNREFUSED)
-//       └── connection_reset_error        (ConnectionResetError: ECONNRESET)
+//   ├── connection_error                  (ConnectionError)
+//   │   ├── broken_pipe_error             (BrokenPipeError: EPIPE, ESHUTDOWN)
+//   │   ├── connection_aborted_error      (ConnectionAbortedError: ECONNABORTED)
+//   │   ├── connection_refused_error      (ConnectionRefusedError: ECONNREFUSED)
+//   │   └── connection_reset_error        (ConnectionResetError: ECONNRESET)
+//   ├── file_exists_error                 (FileExistsError: EEXIST)
+//   ├── file_not_found_error              (FileNotFoundError: ENOENT)
+//   ├── is_a_directory_error              (IsADirectoryError: EISDIR)
+//   ├── not_a_directory_error             (NotADirectoryError: ENOTDIR)
+//   └── permission_error                  (PermissionError: EACCES, EPERM)
+//
+// make_os_error maps errno to the connection errors; file operations
+// (<pyco/file.hpp>) raise the file errors through make_file_os_error, which
+// maps those and defers to make_os_error for the rest.
 //
 // what() is "<context>: <strerror>" as std::system_error makes it; code()
 // keeps errno in std::generic_category().
@@ -38,10 +47,29 @@ PYCO_DEFINE_OS_ERROR(connection_reset_error)
 
 #undef PYCO_DEFINE_OS_ERROR
 
+// The OSError subclasses of files and paths: direct children of OSError in
+// Python, so of std::system_error here.
+#define PYCO_DEFINE_OS_ERROR(name)                                                        \
+    class name : public std::system_error {                                               \
+    public:                                                                               \
+        name(int err, const std::string& what)                                            \
+            : std::system_error(err, std::generic_category(), what) {}                    \
+    };
+
+PYCO_DEFINE_OS_ERROR(file_exists_error)
+PYCO_DEFINE_OS_ERROR(file_not_found_error)
+PYCO_DEFINE_OS_ERROR(is_a_directory_error)
+PYCO_DEFINE_OS_ERROR(not_a_directory_error)
+PYCO_DEFINE_OS_ERROR(permission_error)
+
+#undef PYCO_DEFINE_OS_ERROR
+
 // The exception Python would raise for errno `err`, as an exception_ptr
 // (the most derived type above, else std::system_error).
 std::exception_ptr make_os_error(int err, const std::string& what);
 // Throws it.
 [[noreturn]] void throw_os_error(int err, const std::string& what);
+// As make_os_error, knowing the file errors too (defined in src/io/file.cpp).
+std::exception_ptr make_file_os_error(int err, const std::string& what);
 
 }  // namespace pyco
