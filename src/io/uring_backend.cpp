@@ -294,6 +294,7 @@ private:
     bool enabled_ = false;
     bool starts_disabled_ = false;
     bool single_issuer_ = false;
+    bool ring_registered_ = false;
     bool closing_ = false;
 };
 
@@ -391,7 +392,7 @@ void uring_backend::ensure_enabled() {
     enabled_ = true;
     // Saves the kernel a file lookup per enter; registered per thread, so
     // only when one thread is all the ring will ever see.
-    if (single_issuer_) (void)io_uring_register_ring_fd(&ring_);
+    if (single_issuer_) ring_registered_ = io_uring_register_ring_fd(&ring_) == 1;
 }
 
 io_uring_sqe* uring_backend::get_sqe() {
@@ -657,7 +658,9 @@ void uring_backend::wait(std::optional<std::chrono::nanoseconds> timeout) {
             r = io_uring_submit_and_wait(&ring_, 1);
         }
     }
-    if (r == -EEXIST) {
+    // From another thread: SINGLE_ISSUER says EEXIST, and the ring fd,
+    // registered for the owner thread only, EBADF.
+    if (r == -EEXIST || (r == -EBADF && ring_registered_)) {
         throw runtime_error(
             "io_uring: this loop's ring belongs to the thread that first ran it (SINGLE_ISSUER); "
             "run the loop on that thread, or choose the epoll backend");
