@@ -10,6 +10,10 @@
 # --unit skips the packaging tests (ctest label "package"), which build
 # small consumer projects against pyco through find_package and
 # add_subdirectory.
+# Every preset runs the networking suite twice: on the default backend, and
+# with PYCO_BACKEND=io_uring (ctest label "uring"; where the kernel or the
+# build has no io_uring, those tests are reported as skipped, with the
+# reason in their output). `ctest --preset release -L uring` runs that half.
 #
 # On a quiet 2-core machine the first run takes about 3 minutes (everything
 # compiles); a re-run rebuilds only what changed, and with nothing changed

@@ -4,6 +4,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <string_view>
 #include <system_error>
 #include <thread>
 
@@ -82,10 +83,53 @@ void handle::cancel() noexcept {
     if (s_->in_heap && s_->loop) s_->loop->timer_cancelled();
 }
 
+namespace {
+
+// What io_backend_kind::automatic means when PYCO_BACKEND is unset: the one
+// line to change once the benchmarks have decided.
+constexpr io_backend_kind default_backend = io_backend_kind::epoll;
+
+std::unique_ptr<detail::io_backend> make_backend(detail::ready_ring& ready, io_backend_kind kind, bool debug) {
+    const char* asked_by = "loop_options::backend";
+    if (kind == io_backend_kind::automatic) {
+        asked_by = "PYCO_BACKEND=io_uring";
+        const char* env = std::getenv("PYCO_BACKEND");
+        const std::string_view v = env ? env : "";
+        if (v == "epoll") {
+            kind = io_backend_kind::epoll;
+        } else if (v == "io_uring") {
+            kind = io_backend_kind::io_uring;
+        } else if (!v.empty() && v != "auto") {
+            std::string msg = "PYCO_BACKEND must be epoll, io_uring or auto, not '";
+            msg += v;
+            msg += '\'';
+            throw value_error(msg);
+        }
+    }
+    const bool forced = kind != io_backend_kind::automatic;
+    if (!forced) kind = default_backend;
+    if (kind == io_backend_kind::epoll) return detail::make_epoll_backend(ready);
+    try {
+        return detail::make_io_uring_backend(ready);
+    } catch (const std::exception& e) {
+        if (forced) {
+            std::string msg = e.what();
+            msg += " (asked for by ";
+            msg += asked_by;
+            msg += ')';
+            throw runtime_error(msg);
+        }
+        if (debug) detail::log_warning(std::string("pyco: the loop uses epoll: ") + e.what());
+        return detail::make_epoll_backend(ready);
+    }
+}
+
+}  // namespace
+
 event_loop::event_loop() : event_loop(loop_options{}) {}
 
 event_loop::event_loop(loop_options options)
-    : backend_(detail::make_epoll_backend(ready_)),
+    : backend_(make_backend(ready_, options.backend, options.debug.value_or(detail::env_debug()))),
       proxy_(std::make_shared<detail::loop_proxy>(backend_.get())),
       anchor_(detail::intrusive_ptr<detail::loop_anchor>::adopt(new detail::loop_anchor(this))),
       virtual_time_(options.virtual_time),

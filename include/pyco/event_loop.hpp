@@ -183,12 +183,27 @@ struct exception_context {
     std::string handle;            // the callback involved, if any
 };
 
+// Which kernel interface a loop's I/O goes through (pyco's own: asyncio has
+// one selector per platform).
+//   automatic  PYCO_BACKEND=epoll|io_uring in the environment decides if
+//              set; else pyco's default (epoll for now), and where the
+//              default is io_uring but the kernel refuses it, epoll (said
+//              on stderr in debug mode).
+//   epoll      readiness, then the syscall (any Linux).
+//   io_uring   operations submitted to the kernel, one io_uring_enter per
+//              iteration (Linux 6.0+, built with liburing). Asking for it
+//              where it is unavailable throws pyco::runtime_error saying why.
+//              The loop then belongs to the first thread that runs it.
+// event_loop::backend_name() says which one a loop got.
+enum class io_backend_kind { automatic, epoll, io_uring };
+
 struct loop_options {
     // Time jumps to the next timer whenever nothing else can happen (a
     // TestLoop/MockClock): timeouts are tested without waiting.
     bool virtual_time = false;
     // Debug mode; unset: PYCO_DEBUG=1 in the environment turns it on.
     std::optional<bool> debug = std::nullopt;
+    io_backend_kind backend = io_backend_kind::automatic;
 };
 
 class event_loop {
@@ -357,6 +372,7 @@ public:
     duration slow_callback_duration() const noexcept { return slow_callback_; }
 
     bool virtual_time() const noexcept { return virtual_time_; }
+    // "epoll" or "io_uring" (see io_backend_kind); "closed" once closed.
     const char* backend_name() const noexcept;
     // The I/O seam (detail/io_backend.hpp), for transports and sockets.
     detail::io_backend& backend() noexcept { return *backend_; }

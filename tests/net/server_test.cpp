@@ -244,6 +244,12 @@ TEST(Server, AcceptUnderEmfileReportsPausesAndRecovers) {
     GTEST_SKIP() << "needs an fd table with no spare fd, which the sanitizers' runtime cannot live with";
 #endif
 #endif
+    if (std::string(pyco::event_loop().backend_name()) == "io_uring") {
+        // io_uring's accept takes RLIMIT_NOFILE when it is armed (the
+        // multishot accept: at start_serving), so lowering it afterwards,
+        // as this test does, does not reach it.
+        GTEST_SKIP() << "io_uring's armed accept keeps the RLIMIT_NOFILE of its submission";
+    }
     pid_t pid = ::fork();
     ASSERT_GE(pid, 0);
     if (pid == 0) {

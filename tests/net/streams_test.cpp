@@ -132,12 +132,19 @@ TEST(Streams, ConcurrentDrainsAllWake) {
         };
         pyco::server srv = co_await pyco::start_server(slow, "127.0.0.1", 0);
         auto [r, w] = co_await pyco::open_connection("127.0.0.1", port_of(srv));
-        // Write until the kernel's buffers are full and ours is above the mark.
+        // Write until the kernel's buffers are full and ours is above the
+        // mark. The loop runs between writes: io_uring hands the bytes to
+        // the kernel at its next io_uring_enter, not inside write().
         const std::string block(1 << 20, 'd');
         std::size_t total = 0;
         while (w.get_write_buffer_size() <= 65536 && total < (std::size_t{256} << 20)) {
             w.write(block);
             total += block.size();
+            std::size_t before;
+            do {  // until the kernel takes no more
+                before = w.get_write_buffer_size();
+                co_await pyco::sleep(10ms);
+            } while (w.get_write_buffer_size() < before);
         }
         EXPECT_GT(w.get_write_buffer_size(), 65536u);
         int woke = 0;

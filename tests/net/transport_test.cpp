@@ -101,6 +101,8 @@ TEST(Transport, WritesReachThePeerInOrder) {
     t->write(std::string_view("hello "));
     std::string_view lines[] = {"wor", "ld"};
     t->writelines(lines);
+    // epoll sends at once; io_uring with the loop's next io_uring_enter.
+    spin(loop, [&] { return t->get_write_buffer_size() == 0; });
     EXPECT_EQ(p.read_peer(), "hello world");
     EXPECT_EQ(t->get_write_buffer_size(), 0u);
     t->close();
@@ -179,6 +181,7 @@ TEST(Transport, HalfCloseKeepsWriting) {
     t->write(std::string_view("after eof"));
     t->write_eof();
     EXPECT_THROW(t->write(std::string_view("x")), pyco::runtime_error);
+    spin(loop, [&] { return t->get_write_buffer_size() == 0; });  // sent (io_uring: next enter)
     char buf[32];
     ssize_t n = ::read(p.b, buf, sizeof buf);
     ASSERT_EQ(n, 9);

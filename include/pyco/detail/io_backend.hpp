@@ -49,6 +49,7 @@
 #include <memory>
 #include <optional>
 #include <span>
+#include <string>
 
 namespace pyco::detail {
 
@@ -144,5 +145,23 @@ public:
 };
 
 std::unique_ptr<io_backend> make_epoll_backend(ready_ring& ready);
+
+// The io_uring backend's knobs; the defaults are what a loop gets (tests
+// shrink the buffer ring to make it run out).
+struct uring_config {
+    unsigned sq_entries = 1024;
+    unsigned buffer_size = 16 * 1024;  // each provided receive buffer
+    unsigned buffers = 256;            // provided at first
+    unsigned max_buffers = 4096;       // grown to on ENOBUFS (a power of two)
+    // io_flag_try sends answer -EAGAIN without a syscall, so that the issuer
+    // submits them and they go with the next io_uring_enter.
+    bool batch_try_sends = true;
+};
+
+// Throws std::runtime_error, saying why, where io_uring cannot be used
+// (io_uring_setup's errno, a missing opcode, or no liburing at build time).
+std::unique_ptr<io_backend> make_io_uring_backend(ready_ring& ready, const uring_config& config = {});
+// Empty where make_io_uring_backend would work, else why not (probed once).
+const std::string& io_uring_unavailable_reason();
 
 }  // namespace pyco::detail
