@@ -217,10 +217,9 @@ void task_base::yield_once(std::coroutine_handle<> h) {
     schedule_step();
 }
 
-std::coroutine_handle<> task_base::wait_foreign(std::coroutine_handle<> h) {
-    resume_ = h;
-    if (!resumer_) resumer_ = make_resumer();
-    return resumer_;
+void task_base::wake_foreign() {
+    resume_ = foreign_resume_;
+    schedule_step();
 }
 
 std::coroutine_handle<> task_base::make_resumer() {
@@ -244,11 +243,11 @@ std::coroutine_handle<> task_base::make_resumer() {
         void await_suspend(std::coroutine_handle<>) const {
             task_base* t = task;
             if (running_loop() == loop) [[likely]] {
-                t->schedule_step();
+                t->wake_foreign();
                 return;
             }
             loop_proxy* p = proxy;
-            p->post([t] { t->schedule_step(); });  // false once closed: the task is gone
+            p->post([t] { t->wake_foreign(); });  // false once closed: the task is gone
         }
         void await_resume() const noexcept {}
     };
@@ -257,7 +256,8 @@ std::coroutine_handle<> task_base::make_resumer() {
             for (;;) co_await w;
         }
     };
-    return make::body(wake{this, loop_.get(), loop_->proxy().get()}).h;
+    resumer_ = make::body(wake{this, loop_.get(), loop_->proxy().get()}).h;
+    return resumer_;
 }
 
 void task_base::rethrow_throw_in() {

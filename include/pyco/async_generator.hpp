@@ -247,12 +247,7 @@ public:
     decltype(auto) await_transform(A&& a, std::source_location loc = std::source_location::current()) {
         waiting_at_ = loc;
         waited_somewhere_ = true;
-        if constexpr (detail::pyco_awaitable<A>) {
-            detail::coroutine_access::check_await(a, this);
-            return std::forward<A>(a);
-        } else {
-            return detail::foreign_awaiter<A>(std::forward<A>(a));
-        }
+        return detail::adapt_awaitable(std::forward<A>(a), this);
     }
 
     std::optional<Y> take() {

@@ -11,12 +11,29 @@
 // value_error("coroutine already executing") from inside it (a coroutine
 // awaiting itself, or one of those awaiting it, in the running chain).
 //
-// Inside a task, a coroutine may await anything awaitable: pyco's own
-// awaitables (coroutine, future, task, sleep, ...) suspend the task through
-// its step protocol (detail/task_base.hpp); any other awaiter is given a
-// handle that, when resumed, queues the task's step, so the task still runs
-// only from the loop and a cancellation requested meanwhile is raised when
-// it resumes.
+// Awaiting, the rule (detail::adapt_awaitable, every pyco coroutine's and
+// async generator's await_transform). Inside a task, a coroutine awaits
+// whatever a C++ coroutine can, and it behaves as C++ users expect:
+//   - pyco's own awaitables (coroutine, future, task, sleep, ...; they carry
+//     pyco_awaitable_tag) suspend the task through its step protocol
+//     (detail/task_base.hpp). This is the hot path: nothing is added to it.
+//   - A type of the user's whose operator co_await (member or free) gives
+//     one of pyco's awaiters (a coroutine's, a future's: tagged too) is
+//     awaited exactly as that awaiter. One whose operator co_await gives
+//     one of pyco's awaitables itself — a coroutine made on the spot,
+//     `return run();` — has it kept alive for the await and awaited.
+//     (Return the coroutine, not `run().operator co_await()`: that awaiter
+//     would outlive the coroutine it refers to.)
+//   - Any other awaiter, whatever its await_suspend returns (void, bool, a
+//     handle to go to), is given a handle that, when resumed (from any
+//     thread), queues a step of the task that resumes the coroutine that
+//     awaited it — so the task still runs only from the loop, and a
+//     cancellation requested meanwhile is raised when it resumes. What the
+//     awaiter runs before that (a pyco coroutine it wraps, a coroutine type
+//     of the user's own that awaits pyco's sleep) runs inside the task and
+//     may suspend it at points of its own; those do not confuse the task
+//     (see foreign_resume_ in detail/task_base.hpp). The task's stack
+//     (get_stack) ends at such an awaiter: pyco cannot see past it.
 //
 // A coroutine destroyed without ever being awaited (or made a task) says so
 // on stderr, always, as CPython's RuntimeWarning does: "RuntimeWarning:
@@ -59,7 +76,8 @@ namespace detail {
 
 struct coroutine_access;
 
-// pyco's own awaitables carry this tag: they know the task protocol.
+// pyco's own awaitables, and the awaiters their operator co_await gives,
+// carry this tag: they know the task protocol.
 template <class A>
 concept pyco_awaitable = requires { typename std::remove_cvref_t<A>::pyco_awaitable_tag; };
 
@@ -75,16 +93,66 @@ decltype(auto) get_awaiter(A&& a) {
 }
 
 template <class A>
-concept awaitable = requires(A&& a) { get_awaiter(std::forward<A>(a)).await_ready(); };
+concept has_awaiter = requires(A&& a) { get_awaiter(std::forward<A>(a)).await_ready(); };
 
+// What operator co_await gives, as stored (a reference if it gives one).
+template <class A>
+using awaiter_of_t = decltype(get_awaiter(std::declval<A>()));
+
+// A user's operator co_await that gives one of pyco's awaitables, not an
+// awaiter (see the header comment).
+template <class A>
+concept gives_pyco_awaitable = !has_awaiter<A> && pyco_awaitable<awaiter_of_t<A>> && has_awaiter<awaiter_of_t<A>>;
+
+template <class A>
+concept awaitable = has_awaiter<A> || gives_pyco_awaitable<A>;
+
+template <class A>
+struct await_result {
+    using type = decltype(get_awaiter(std::declval<A>()).await_resume());
+};
+template <gives_pyco_awaitable A>
+struct await_result<A> {
+    using type = typename await_result<awaiter_of_t<A>>::type;
+};
 // The type `co_await a` gives.
 template <class A>
-using await_result_t = decltype(get_awaiter(std::declval<A>()).await_resume());
+using await_result_t = typename await_result<A>::type;
 
-// Wraps an awaiter that knows nothing of tasks (see the header comment).
+// Keeps the pyco awaitable a user's operator co_await gave for the await,
+// and awaits it as pyco's own (with the awaiting coroutine's handle).
+template <class A>
+class held_awaitable {
+    using object_t = awaiter_of_t<A>;
+    using awaiter_t = std::remove_cvref_t<awaiter_of_t<object_t>>;
+
+public:
+    explicit held_awaitable(A&& a)
+        : a_(std::forward<A>(a)),
+          object_(get_awaiter(std::forward<A>(a_))),
+          inner_(get_awaiter(std::forward<object_t>(object_))) {}
+
+    bool await_ready() { return inner_.await_ready(); }
+    template <class P>
+    decltype(auto) await_suspend(std::coroutine_handle<P> h) {
+        return inner_.await_suspend(h);
+    }
+    decltype(auto) await_resume() { return inner_.await_resume(); }
+
+private:
+    A a_;  // the awaitable itself (a reference for lvalues)
+    object_t object_;
+    awaiter_t inner_;
+};
+
+// Wraps an awaiter that knows nothing of tasks (see the header comment):
+// it is handed the task's resumer, which goes on at this await's coroutine.
 template <class A>
 class foreign_awaiter {
-    using awaiter_t = std::remove_cvref_t<decltype(get_awaiter(std::declval<A>()))>;
+    using awaiter_t = std::remove_cvref_t<awaiter_of_t<A>>;
+    static_assert(has_awaiter<A>,
+                  "co_await needs an awaitable: a type with await_ready, await_suspend and await_resume, or whose "
+                  "operator co_await gives one");
 
 public:
     explicit foreign_awaiter(A&& a) : a_(std::forward<A>(a)), inner_(get_awaiter(std::forward<A>(a_))) {}
@@ -94,12 +162,21 @@ public:
     template <class P>
     auto await_suspend(std::coroutine_handle<P> h) {
         task_ = task_base::current();
-        std::coroutine_handle<> target = task_ ? task_->wait_foreign(h) : std::coroutine_handle<>(h);
-        return inner_.await_suspend(target);
+        if (!task_) return inner_.await_suspend(std::coroutine_handle<>(h));
+        std::coroutine_handle<> resumer = task_->wait_foreign(h, shadowed_);
+        try {
+            return inner_.await_suspend(resumer);
+        } catch (...) {
+            task_->end_foreign(shadowed_);  // resumed with the error: no await_resume
+            throw;
+        }
     }
 
     decltype(auto) await_resume() {
-        if (task_) task_->raise_throw_in();
+        if (task_) {
+            task_->end_foreign(shadowed_);
+            task_->raise_throw_in();
+        }
         return inner_.await_resume();
     }
 
@@ -107,6 +184,7 @@ private:
     A a_;  // the awaitable itself (a reference for lvalues)
     awaiter_t inner_;
     task_base* task_ = nullptr;
+    std::coroutine_handle<> shadowed_;  // the enclosing foreign await's, if any
 };
 
 void warn_never_awaited(const std::source_location& where) noexcept;
@@ -155,6 +233,7 @@ public:
 
     class awaiter {
     public:
+        using pyco_awaitable_tag = void;
         explicit awaiter(handle_type h) noexcept : h_(h) {}
         bool await_ready() const noexcept { return false; }
         template <class P>
@@ -239,6 +318,22 @@ struct coroutine_access {
     }
 };
 
+// A pyco coroutine's (or async generator's) await_transform: the rule at
+// the top of this file. `awaiting` is the frame that awaits.
+template <class A>
+decltype(auto) adapt_awaitable(A&& a, const coro_frame* awaiting) {
+    if constexpr (pyco_awaitable<A>) {
+        coroutine_access::check_await(a, awaiting);
+        return std::forward<A>(a);
+    } else if constexpr (has_awaiter<A> && pyco_awaitable<awaiter_of_t<A>>) {
+        return std::forward<A>(a);  // its operator co_await gives pyco's awaiter
+    } else if constexpr (gives_pyco_awaitable<A>) {
+        return held_awaitable<A>(std::forward<A>(a));
+    } else {
+        return foreign_awaiter<A>(std::forward<A>(a));
+    }
+}
+
 template <class T>
 struct coro_result {
     std::optional<T> result_;
@@ -282,12 +377,7 @@ public:
     decltype(auto) await_transform(A&& a, std::source_location loc = std::source_location::current()) {
         waiting_at_ = loc;
         waited_somewhere_ = true;
-        if constexpr (detail::pyco_awaitable<A>) {
-            detail::coroutine_access::check_await(a, this);
-            return std::forward<A>(a);
-        } else {
-            return detail::foreign_awaiter<A>(std::forward<A>(a));
-        }
+        return detail::adapt_awaitable(std::forward<A>(a), this);
     }
 };
 

@@ -33,6 +33,7 @@ namespace detail {
 template <class State>
 class future_awaiter {
 public:
+    using pyco_awaitable_tag = void;
     explicit future_awaiter(State* s) noexcept : s_(s) {}
     bool await_ready() const noexcept { return s_->done(); }
     void await_suspend(std::coroutine_handle<> h) {

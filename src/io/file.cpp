@@ -50,23 +50,7 @@
 
 namespace pyco {
 
-std::exception_ptr make_file_os_error(int err, const std::string& what) {
-    switch (err) {
-    case EEXIST:
-        return std::make_exception_ptr(file_exists_error(err, what));
-    case ENOENT:
-        return std::make_exception_ptr(file_not_found_error(err, what));
-    case EISDIR:
-        return std::make_exception_ptr(is_a_directory_error(err, what));
-    case ENOTDIR:
-        return std::make_exception_ptr(not_a_directory_error(err, what));
-    case EACCES:
-    case EPERM:
-        return std::make_exception_ptr(permission_error(err, what));
-    default:
-        return make_os_error(err, what);
-    }
-}
+std::exception_ptr make_file_os_error(int err, const std::string& what) { return make_os_error(err, what); }
 
 namespace detail {
 

@@ -135,6 +135,7 @@ enum class ag_op : std::uint8_t { next, send, throw_, close };
 // one (it is one-shot and counted).
 template <class Op>
 struct op_awaiter {
+    using pyco_awaitable_tag = void;
     Op* op;
     bool await_ready() { return op->ready(); }
     template <class P>

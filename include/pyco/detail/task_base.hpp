@@ -9,8 +9,17 @@
 //   - the task waits on a future (fut_waiter_), whose done callback will
 //     queue exactly one wakeup; or
 //   - the task waits in a foreign awaiter, which will resume `resumer_`
-//     (from any thread), which queues a step; or
+//     (from any thread), which queues a step that resumes `foreign_resume_`;
+//     or
 //   - the task is done.
+// foreign_resume_, not resume_: a foreign awaiter may run code inside the
+// task before it wakes it (a pyco coroutine it wraps, a coroutine type of
+// the user's own), which suspends the task at points of its own and so
+// moves resume_; only the coroutine that awaited the foreign awaiter may be
+// resumed by its wake-up. That code may itself wait in a foreign awaiter:
+// each foreign await keeps the foreign_resume_ it shadows and puts it back
+// when it resumes (end_foreign), a stack held in the awaiters, which a task
+// (one chain) resumes last-in first-out.
 // cancel() never resumes anything itself: it cancels fut_waiter_ (whose
 // callback then wakes the task) or sets must_cancel_, which the next step
 // turns into cancelled_error, raised by the awaiter that resumes (every
@@ -106,8 +115,15 @@ public:
     void wait_on(future_base& f, std::coroutine_handle<> h);
     // Yield to the loop once (sleep(0)): resume at `h` next iteration.
     void yield_once(std::coroutine_handle<> h);
-    // Wait in a foreign awaiter; returns the handle it should resume.
-    std::coroutine_handle<> wait_foreign(std::coroutine_handle<> h);
+    // Wait in a foreign awaiter, to go on at `h`; returns the handle the
+    // awaiter should resume. `shadowed` keeps what end_foreign restores when
+    // the await is over (resumed, or await_suspend threw).
+    std::coroutine_handle<> wait_foreign(std::coroutine_handle<> h, std::coroutine_handle<>& shadowed) {
+        shadowed = foreign_resume_;
+        foreign_resume_ = h;
+        return resumer_ ? resumer_ : make_resumer();
+    }
+    void end_foreign(std::coroutine_handle<> shadowed) noexcept { foreign_resume_ = shadowed; }
     // Throw what cancel() (or a foreign wake-up) left for this point.
     void raise_throw_in() {
         if (throw_in_) [[unlikely]] rethrow_throw_in();
@@ -137,9 +153,11 @@ private:
     void complete();
     [[noreturn]] void rethrow_throw_in();
     std::coroutine_handle<> make_resumer();
+    void wake_foreign();  // the resumer was resumed: step into foreign_resume_
 
     std::coroutine_handle<> resume_;
     std::coroutine_handle<> resumer_;  // foreign awaiters wake us through it
+    std::coroutine_handle<> foreign_resume_;  // the innermost foreign await's coroutine
     intrusive_ptr<future_base> fut_waiter_;
     std::exception_ptr throw_in_;
     std::unique_ptr<std::string> name_;

@@ -16,9 +16,11 @@
 //   ├── not_a_directory_error             (NotADirectoryError: ENOTDIR)
 //   └── permission_error                  (PermissionError: EACCES, EPERM)
 //
-// make_os_error maps errno to the connection errors; file operations
-// (<pyco/file.hpp>) raise the file errors through make_file_os_error, which
-// maps those and defers to make_os_error for the rest.
+// make_os_error maps errno to every type above, whatever the call, as
+// Python's OSError constructor does (a Unix socket bound in a missing
+// directory raises FileNotFoundError, as open() of a missing file does).
+// make_file_os_error, which file operations (<pyco/file.hpp>) use, is the
+// same mapping.
 //
 // what() is "<context>: <strerror>" as std::system_error makes it; code()
 // keeps errno in std::generic_category().
@@ -69,7 +71,7 @@ PYCO_DEFINE_OS_ERROR(permission_error)
 std::exception_ptr make_os_error(int err, const std::string& what);
 // Throws it.
 [[noreturn]] void throw_os_error(int err, const std::string& what);
-// As make_os_error, knowing the file errors too (defined in src/io/file.cpp).
+// make_os_error, under the name file code has used (src/io/file.cpp).
 std::exception_ptr make_file_os_error(int err, const std::string& what);
 
 }  // namespace pyco
