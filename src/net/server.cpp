@@ -11,6 +11,10 @@
 //     serving, as an asyncio server does while its loop watches its sockets.
 //   - Each accepted transport holds the state (its on_lost closure) until
 //     its connection_lost: that is what `active` counts.
+//   - While `self` is held the state is linked in its loop's registry; a
+//     loop closed first closes the listening fds and lets go of it
+//     (loop_closed: the ownership rule of sock_registry.hpp). CPython's
+//     loop.close() does not close servers either way: nothing is called.
 #include <pyco/net/server.hpp>
 
 #include <netinet/in.h>
@@ -32,6 +36,7 @@
 #include <pyco/sleep.hpp>
 #include <pyco/task.hpp>
 
+#include "sock_registry.hpp"
 #include "socket_transport.hpp"
 
 namespace pyco::detail {
@@ -40,7 +45,7 @@ namespace {
 constexpr auto accept_retry_delay = std::chrono::seconds(1);  // asyncio's ACCEPT_RETRY_DELAY
 }
 
-struct server_state : std::enable_shared_from_this<server_state> {
+struct server_state final : std::enable_shared_from_this<server_state>, loop_owned {
     struct listener {
         server_state* owner = nullptr;
         int fd = -1;
@@ -81,6 +86,7 @@ struct server_state : std::enable_shared_from_this<server_state> {
         if (serving || closed) return;
         serving = true;
         self = shared_from_this();
+        own_by_loop(*loop, *this);
         if (!listening) {
             for (auto& l : listeners) {
                 if (::listen(l->fd, backlog) != 0) throw_os_error(errno, "listen");
@@ -177,7 +183,20 @@ struct server_state : std::enable_shared_from_this<server_state> {
         for (auto& x : listeners) {
             if (x->live) return;
         }
+        disown_by_loop(*loop, *this);
         self.reset();
+    }
+
+    // The loop closed (its backend is gone) while this was serving.
+    std::shared_ptr<void> loop_closed() noexcept override {
+        closed = true;
+        serving = false;
+        for (auto& l : listeners) {
+            l->live = false;
+            if (l->fd >= 0) ::close(l->fd);
+            l->fd = -1;
+        }
+        return std::move(self);
     }
 
     void detach(transport* t) {

@@ -9,11 +9,15 @@
 //     bytes never move: appending fills the last chunk's spare room or adds
 //     a chunk, and a chunk is freed only once sent.
 //   - The fd is closed, and the self-reference dropped, only once
-//     connection_lost has run and neither op is live (maybe_finish).
+//     connection_lost has run and neither op is live (maybe_finish) — or
+//     when the loop closes first (loop_closed: the ownership rule of
+//     sock_registry.hpp). While self_ is held the transport is linked in
+//     its loop's registry.
 //   - conn_lost_ is set once: connection_lost is scheduled exactly once.
 //   - A write tries the caller's bytes in place first (io_flag_try) when
 //     nothing is buffered; only what the kernel did not take is copied.
 #include "socket_transport.hpp"
+#include "sock_registry.hpp"
 
 #include <sys/socket.h>
 #include <unistd.h>
@@ -57,7 +61,7 @@ bool is_quiet_error(const std::exception_ptr& e) {
     }
 }
 
-class stream_transport final : public transport {
+class stream_transport final : public transport, private loop_owned {
 public:
     stream_transport(event_loop& loop, int fd, std::shared_ptr<protocol> proto, stream_transport_options o)
         : loop_(&loop), fd_(fd), pipe_(o.is_pipe), on_lost_(std::move(o.on_lost)) {
@@ -77,6 +81,7 @@ public:
 
     void start(bool defer) {
         self_ = std::static_pointer_cast<stream_transport>(shared_from_this());
+        own_by_loop(*loop_, *this);
         if (!defer) {
             made();
             return;
@@ -456,6 +461,9 @@ private:
         if (conn_lost_) return;
         conn_lost_ = true;
         closing_ = true;
+        // Closed by a destructor while the loop closes (a stream_writer's
+        // last copy): nothing can run any more; loop_closed() will free it.
+        if (loop_->is_closed()) return;
         std::shared_ptr<stream_transport> me = self_;
         loop_->call_soon([me, exc] { me->call_connection_lost(exc); });
     }
@@ -481,7 +489,21 @@ private:
         wbuf_.clear();
         buffered_ = 0;
         held_.clear();
+        disown_by_loop(*loop_, *this);
         auto me = std::move(self_);  // may destroy *this: nothing after this line
+    }
+
+    // The loop closed (its backend is gone) before this transport did.
+    std::shared_ptr<void> loop_closed() noexcept override {
+        closing_ = conn_lost_ = lost_called_ = true;
+        rop_live_ = wop_live_ = false;
+        if (fd_ >= 0) ::close(fd_);
+        fd_ = -1;
+        wbuf_.clear();
+        buffered_ = 0;
+        held_.clear();
+        on_lost_ = nullptr;
+        return std::move(self_);
     }
 
     event_loop* loop_;

@@ -3,6 +3,7 @@
 // byte, half-close, close/abort, and errors from the peer.
 #include <pyco/net/transport.hpp>
 
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -16,7 +17,12 @@
 #include <pyco/errors.hpp>
 #include <pyco/event_loop.hpp>
 #include <pyco/net/os_error.hpp>
+#include <pyco/net/connection.hpp>
+#include <pyco/net/datagram.hpp>
 #include <pyco/net/protocol.hpp>
+#include <pyco/net/server.hpp>
+#include <pyco/sleep.hpp>
+#include <pyco/task.hpp>
 
 #include "net/socket_transport.hpp"
 
@@ -286,6 +292,69 @@ TEST(Transport, AThrowingProtocolClosesTheTransportAndTheLoopGoesOn) {
     ASSERT_EQ(reported.size(), 1u);
     EXPECT_EQ(reported[0], "Fatal error: protocol.data_received() call failed.");
     EXPECT_THROW(std::rethrow_exception(proto->lost), pyco::value_error);
+}
+
+// A loop closed while a transport, a server and a datagram endpoint are
+// still open (each holds itself alive while open): at close they are
+// released — their fds closed, their protocols freed — and connection_lost
+// is not called, as CPython's loop.close() does not call it. (LeakSanitizer
+// checks the rest in the sanitize build.)
+struct watched_protocol : pyco::protocol {
+    static inline int made = 0;
+    static inline int lost = 0;
+    void connection_made(pyco::transport&) override { ++made; }
+    void connection_lost(std::exception_ptr) override { ++lost; }
+};
+
+struct watched_datagram : pyco::datagram_protocol {
+    static inline int lost = 0;
+    void connection_lost(std::exception_ptr) override { ++lost; }
+};
+
+bool fd_is_open(int fd) { return ::fcntl(fd, F_GETFD) != -1; }
+
+TEST(Transport, ALoopClosedWithOpenTransportsReleasesThemWithoutConnectionLost) {
+    watched_protocol::made = watched_protocol::lost = 0;
+    watched_datagram::lost = 0;
+    std::vector<std::weak_ptr<void>> protocols;
+    std::vector<int> fds;
+    {
+        pyco::event_loop loop;
+        auto factory = [&]() -> std::shared_ptr<pyco::protocol> {
+            auto p = std::make_shared<watched_protocol>();
+            protocols.push_back(p);
+            return p;
+        };
+        auto body = [&]() -> pyco::coroutine<void> {
+            pyco::server srv = co_await loop.create_server(factory, "127.0.0.1", 0);
+            for (int fd : srv.fds()) fds.push_back(fd);
+            auto [t, p] = co_await loop.create_connection(factory, "127.0.0.1", srv.sockets().at(0).port());
+            fds.push_back(std::any_cast<int>(t->get_extra_info("socket")));
+            t->write(std::string_view("unsent"));
+            for (int i = 0; i < 1000 && watched_protocol::made < 2; ++i) co_await pyco::sleep(std::chrono::milliseconds(1));
+            EXPECT_EQ(watched_protocol::made, 2);  // the server side too
+            auto dfactory = [&]() -> std::shared_ptr<pyco::datagram_protocol> {
+                auto dgp = std::make_shared<watched_datagram>();
+                protocols.push_back(dgp);
+                return dgp;
+            };
+            pyco::datagram_options o;
+            o.local_addr = {{"127.0.0.1", 0}};
+            auto [dt, dp] = co_await loop.create_datagram_endpoint(dfactory, o);
+            fds.push_back(std::any_cast<int>(dt->get_extra_info("socket")));
+            // Every handle goes here: only the objects' own references remain.
+        };
+        loop.run_until_complete(body());
+        ASSERT_EQ(protocols.size(), 3u);
+        for (auto& w : protocols) EXPECT_FALSE(w.expired());  // open: alive
+        for (int fd : fds) EXPECT_TRUE(fd_is_open(fd)) << fd;
+        loop.close();
+        for (auto& w : protocols) EXPECT_TRUE(w.expired());
+        for (int fd : fds) EXPECT_FALSE(fd_is_open(fd)) << fd;
+    }
+    EXPECT_EQ(fds.size(), 3u);
+    EXPECT_EQ(watched_protocol::lost, 0);
+    EXPECT_EQ(watched_datagram::lost, 0);
 }
 
 }  // namespace
