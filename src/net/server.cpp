@@ -20,6 +20,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -59,7 +60,8 @@ struct server_state final : std::enable_shared_from_this<server_state>, loop_own
     protocol_factory factory;
     int backlog = 100;
     std::vector<std::unique_ptr<listener>> listeners;
-    std::string unix_path;  // removed at close (cleanup_socket)
+    std::string unix_path;  // removed at close (cleanup_socket)...
+    ino_t unix_ino = 0;     // ...if it is still our socket (3.13 compares st_ino)
     std::unordered_map<transport*, std::weak_ptr<transport>> clients;
     std::size_t active = 0;
     std::vector<future<void>> waiters;
@@ -234,7 +236,9 @@ struct server_state final : std::enable_shared_from_this<server_state>, loop_own
             }
         }
         if (!unix_path.empty()) {
-            ::unlink(unix_path.c_str());
+            // Someone may have removed it, or replaced it with their own.
+            struct stat st{};
+            if (::stat(unix_path.c_str(), &st) == 0 && st.st_ino == unix_ino) ::unlink(unix_path.c_str());
             unix_path.clear();
         }
         if (serving_forever && !serving_forever->done()) serving_forever->cancel();
@@ -349,6 +353,14 @@ server detail::make_server(event_loop& loop, protocol_factory factory, std::vect
     s->factory = std::move(factory);
     s->backlog = backlog;
     s->unix_path = std::move(unix_path_to_remove);
+    if (!s->unix_path.empty()) {
+        struct stat st{};
+        if (::stat(s->unix_path.c_str(), &st) == 0) {
+            s->unix_ino = st.st_ino;
+        } else {
+            s->unix_path.clear();  // nothing of ours to remove
+        }
+    }
     for (int fd : fds) {
         auto l = std::make_unique<server_state::listener>();
         l->owner = s.get();
