@@ -34,6 +34,7 @@
 #include <pyco/task.hpp>
 
 #include "sock_registry.hpp"
+#include "socket_transport.hpp"
 
 namespace pyco {
 
@@ -103,7 +104,7 @@ public:
             addr = nullptr;  // connected: send(2)
         }
         if (conn_lost_) {
-            if (++writes_after_lost_ == 5) detail::log_warning("socket.send() raised exception.");
+            if (++writes_after_lost_ >= 5) detail::log_warning("socket.send() raised exception.");
             return;
         }
         if (sendq_.empty() && !wop_live_) {
@@ -244,7 +245,7 @@ private:
     }
 
     void fatal(std::exception_ptr e, const char* message) {
-        loop_->call_exception_handler({message, e, {}, {}});
+        if (!detail::is_quiet_error(e) || loop_->get_debug()) loop_->call_exception_handler({message, e, {}, {}});
         force_close(e);
     }
 

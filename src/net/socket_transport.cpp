@@ -25,6 +25,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <system_error>
 #include <deque>
 
 #include <pyco/detail/io_backend.hpp>
@@ -50,16 +51,22 @@ std::span<std::byte> scratch() {
     return {buf.get(), read_size};
 }
 
+}  // namespace
+
+// asyncio's _fatal_error (3.12): an OSError — here any std::system_error,
+// the connection errors among them — is only logged in debug mode; other
+// errors (a protocol callback's) go to the exception handler.
 bool is_quiet_error(const std::exception_ptr& e) {
-    // asyncio's _FATAL_ERROR_IGNORE: the peer went away; not worth a log.
     try {
         std::rethrow_exception(e);
-    } catch (const connection_error&) {
+    } catch (const std::system_error&) {
         return true;
     } catch (...) {
         return false;
     }
 }
+
+namespace {
 
 class stream_transport final : public transport, private loop_owned {
 public:
@@ -142,8 +149,9 @@ public:
         if (eof_requested_) throw runtime_error("Cannot call write() after write_eof()");
         if (data.empty()) return;
         if (conn_lost_) {
-            // asyncio counts these and warns after a few; the bytes are dropped.
-            if (++writes_after_lost_ == 5) detail::log_warning("socket.send() raised exception.");
+            // asyncio counts these and warns at each from the fifth on
+            // (LOG_THRESHOLD_FOR_CONNLOST_WRITES); the bytes are dropped.
+            if (++writes_after_lost_ >= 5) detail::log_warning("socket.send() raised exception.");
             return;
         }
         if (buffered_ == 0 && !wop_live_) {
@@ -172,7 +180,7 @@ public:
     void writelines(std::span<const std::string_view> lines) override {
         if (eof_requested_) throw runtime_error("Cannot call write() after write_eof()");
         if (conn_lost_) {
-            if (++writes_after_lost_ == 5) detail::log_warning("socket.send() raised exception.");
+            if (++writes_after_lost_ >= 5) detail::log_warning("socket.send() raised exception.");
             return;
         }
         // Buffered as one, then sent as one (and so paused at the high-water
@@ -299,8 +307,15 @@ private:
             while (n > 0) {
                 std::span<std::byte> room = last_room_;
                 if (room.data() != data) {
-                    room = buffered_proto_->get_buffer(n);
-                    if (room.empty()) throw runtime_error("get_buffer() returned an empty buffer");
+                    try {
+                        room = buffered_proto_->get_buffer(n);
+                        if (room.empty()) throw runtime_error("get_buffer() returned an empty buffer");
+                    } catch (...) {
+                        // Named as when the backend asked (read_room): the
+                        // same fault, whichever backend finds it.
+                        fatal_error(std::current_exception(), "Fatal error: protocol.get_buffer() call failed.");
+                        return;
+                    }
                     std::size_t k = std::min(room.size(), n);
                     std::memcpy(room.data(), data, k);
                     buffered_proto_->buffer_updated(k);
