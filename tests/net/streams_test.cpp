@@ -388,6 +388,26 @@ TEST(StreamsCPython, StartServerAndStartUnixServerReportNothing) {
     std::filesystem::remove_all(dir);
 }
 
+// test_multiple_drain (cpython #74116): ten tasks in the protocol's drain
+// helper while writing is paused; resume_writing wakes all ten.
+TEST(StreamsCPython, MultipleDrain) {
+    auto body = []() -> coroutine<void> {
+        auto proto = std::make_shared<pyco::stream_reader_protocol>(std::make_shared<pyco::stream_reader>());
+        proto->pause_writing();
+        int drained = 0;
+        auto drainer = [&]() -> coroutine<void> {
+            co_await proto->drain_helper();
+            ++drained;
+        };
+        pyco::get_running_loop().call_later(100ms, [proto] { proto->resume_writing(); });
+        std::vector<coroutine<void>> ds;
+        for (int i = 0; i < 10; ++i) ds.push_back(drainer());
+        co_await pyco::gather(ds);
+        EXPECT_EQ(drained, 10);
+    };
+    pyco::run(body(), {.virtual_time = true});
+}
+
 // A server that answers one request and closes (CPython's run_test_server).
 coroutine<void> answer_and_close(reader_ptr r, pyco::stream_writer w) {
     try {

@@ -21,7 +21,10 @@
 //
 // Thread rule: loop thread only, like everything on a loop.
 // Lifetime: transports are held by std::shared_ptr; an open transport keeps
-// itself alive until connection_lost has run and its fd is closed.
+// itself alive until connection_lost has run and its fd is closed. If its
+// loop closes first, the loop closes the fd and lets go of the transport
+// without calling connection_lost (as CPython's loop.close()); a handle the
+// user still holds then refers to a closed transport whose calls do nothing.
 #pragma once
 
 #include <any>
