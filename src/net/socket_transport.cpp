@@ -178,7 +178,7 @@ public:
         maybe_pause_protocol();
     }
     void writelines(std::span<const std::string_view> lines) override {
-        if (eof_requested_) throw runtime_error("Cannot call write() after write_eof()");
+        if (eof_requested_) throw runtime_error("Cannot call writelines() after write_eof()");
         if (conn_lost_) {
             if (++writes_after_lost_ >= 5) detail::log_warning("socket.send() raised exception.");
             return;

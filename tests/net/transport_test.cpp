@@ -494,6 +494,30 @@ TEST(TransportCPython, WriteEofAfterTheBufferAndNotAfterClose) {
     spin(loop, [&] { return proto->events.back() == "lost"; });
 }
 
+// writelines: refused after write_eof with its own name (3.12), and paused
+// at the high-water mark like write() (cpython gh-127655, fixed in 3.12.9).
+TEST(TransportCPython, WritelinesAfterWriteEofAndAboveTheHighWaterMark) {
+    pyco::event_loop loop;
+    pair_fixture p;
+    auto proto = std::make_shared<recording_protocol>();
+    auto t = pyco::detail::make_stream_transport(loop, p.a, proto);
+    spin(loop, [&] { return proto->t != nullptr; });
+    const std::string block(1 << 20, 'l');
+    std::string_view lines[] = {block, block};
+    t->writelines(lines);
+    EXPECT_GT(t->get_write_buffer_size(), 65536u);
+    EXPECT_EQ(proto->events.back(), "pause");
+    t->write_eof();
+    try {
+        t->writelines(lines);
+        ADD_FAILURE() << "no error";
+    } catch (const pyco::runtime_error& e) {
+        EXPECT_STREQ(e.what(), "Cannot call writelines() after write_eof()");
+    }
+    t->abort();
+    spin(loop, [&] { return proto->events.back() == "lost"; });
+}
+
 // SelectorSocketTransportBufferedProtocolTests: get_buffer or buffer_updated
 // raising, or get_buffer returning no room, is a fatal error.
 struct failing_buffered : pyco::buffered_protocol {

@@ -64,7 +64,8 @@ public:
     virtual void resume_reading() = 0;
 
     // --- write side ---
-    // runtime_error("Cannot call write() after write_eof()") after write_eof.
+    // runtime_error("Cannot call write() after write_eof()") after write_eof
+    // ("Cannot call writelines() ..." from writelines, as CPython).
     virtual void write(std::span<const std::byte> data) = 0;
     void write(std::string_view text) { write(std::as_bytes(std::span<const char>(text.data(), text.size()))); }
     virtual void writelines(std::span<const std::string_view> lines) = 0;
