@@ -322,9 +322,11 @@ void task_base::complete() {
 }
 
 void task_base::abandon() noexcept {
-    try {
-        loop_->call_exception_handler({"Task was destroyed but it is pending!", nullptr, describe(), {}});
-    } catch (...) {
+    if (log_destroy_pending_) {
+        try {
+            loop_->call_exception_handler({"Task was destroyed but it is pending!", nullptr, describe(), {}});
+        } catch (...) {
+        }
     }
     intrusive_ptr<task_base> keep(this);
     fut_waiter_ = {};

@@ -157,6 +157,22 @@ TEST(Gather, FuturesOfDifferentLoopsAreRefused) {
     pyco::run(body());
 }
 
+// A child whose loop was destroyed is on no loop: refused, never
+// dereferenced (its loop pointer is null).
+TEST(Gather, AFutureOfADestroyedLoopIsRefused) {
+    std::optional<pyco::event_loop> gone(std::in_place);
+    future<int> orphan(*gone);
+    gone.reset();
+    auto body = [&]() -> coroutine<void> {
+        future<int> mine(pyco::get_running_loop());
+        EXPECT_THROW((void)pyco::gather(mine, orphan), pyco::value_error);
+        EXPECT_THROW((void)pyco::gather(orphan, mine), pyco::value_error);
+        EXPECT_THROW((void)pyco::gather(orphan), pyco::value_error);
+        co_return;
+    };
+    pyco::run(body());
+}
+
 // test_constructor_homogenous_futures: the gather belongs to its children's loop
 TEST(Gather, GatherBelongsToItsChildrensLoop) {
     pyco::event_loop other;

@@ -615,6 +615,44 @@ TEST(RunUntilComplete, RefusedOnAClosedOrRunningLoop) {
     EXPECT_TRUE(pyco::all_tasks(running).empty());
 }
 
+// loop.stop() cuts run_until_complete(coroutine) short: the caller gets
+// "Event loop stopped before Future completed.", and the task it never saw
+// is not reported again when the loop closes (CPython sets its
+// _log_destroy_pending to False). A task the user made, or one the
+// coroutine made, still is.
+TEST(RunUntilComplete, StoppedEarlyDoesNotReportItsOwnTaskAsDestroyed) {
+    auto stops = []() -> coroutine<void> {
+        pyco::get_running_loop().stop();
+        co_await pyco::sleep(1h);
+    };
+    auto stops_after_spawning = [](pyco::task<void>& spawned) -> coroutine<void> {
+        spawned = pyco::create_task([]() -> coroutine<void> { co_await pyco::sleep(1h); }());
+        pyco::get_running_loop().stop();
+        co_await pyco::sleep(1h);
+    };
+    auto run_case = [](auto make) {
+        std::vector<std::string> msgs;
+        std::string error;
+        {
+            event_loop loop({.virtual_time = true});
+            loop.set_exception_handler(
+                [&](event_loop&, const pyco::exception_context& c) { msgs.push_back(c.message); });
+            try {
+                make(loop);
+            } catch (const pyco::runtime_error& e) {
+                error = e.what();
+            }
+            loop.close();
+        }
+        EXPECT_EQ(error, "Event loop stopped before Future completed.");
+        return std::count(msgs.begin(), msgs.end(), "Task was destroyed but it is pending!");
+    };
+    EXPECT_EQ(run_case([&](event_loop& loop) { loop.run_until_complete(stops()); }), 0);
+    EXPECT_EQ(run_case([&](event_loop& loop) { loop.run_until_complete(loop.create_task(stops())); }), 1);
+    pyco::task<void> spawned;
+    EXPECT_EQ(run_case([&](event_loop& loop) { loop.run_until_complete(stops_after_spawning(spawned)); }), 1);
+}
+
 // The task run_until_complete made is the caller's only through the result:
 // when the run is interrupted after the task failed, its exception is not
 // left to be reported as never retrieved (CPython consumes it too).

@@ -10,6 +10,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
@@ -589,6 +590,32 @@ TEST(AsCompleted, GivesResultsInCompletionOrder) {
         EXPECT_EQ(elapsed(t0), 150ms);
     };
     pyco::run(body(), vt);
+}
+
+// CPython 3.12: as_completed takes the running loop and refuses a future
+// of another one, even when every future is of that other loop.
+TEST(AsCompleted, AFutureOfAnotherLoopIsRefused) {
+    std::optional<pyco::event_loop> other(std::in_place);
+    future<int> theirs(*other);
+    auto body = [&]() -> coroutine<void> {
+        future<int> mine(pyco::get_running_loop());
+        std::vector<future<int>> only_theirs{theirs};
+        std::vector<future<int>> mixed{mine, theirs};
+        for (auto* fs : {&only_theirs, &mixed}) {
+            try {
+                (void)pyco::as_completed(*fs);
+                ADD_FAILURE() << "no error";
+            } catch (const pyco::value_error& e) {
+                EXPECT_STREQ(e.what(),
+                             "The future belongs to a different loop than the one specified as the loop argument");
+            }
+        }
+        other.reset();  // now theirs is of a destroyed loop
+        EXPECT_THROW((void)pyco::as_completed(only_theirs), pyco::value_error);
+        mine.set_result(1);
+        co_return;
+    };
+    pyco::run(body());
 }
 
 // test_as_completed_with_timeout

@@ -196,15 +196,17 @@ public:
     }
 };
 
+// The children's loop. A child whose loop is gone (destroyed) is not on
+// the common loop either: its loop is never dereferenced.
 inline event_loop& common_loop(const std::vector<future_base*>& children) {
     if (children.empty()) return get_running_loop();
-    event_loop& loop = children.front()->get_loop();
+    event_loop* loop = children.front()->loop_if_alive();
     for (future_base* c : children) {
-        if (&c->get_loop() != &loop) {
+        if (c->loop_if_alive() != loop || loop == nullptr) {
             throw value_error("The future belongs to a different loop than the one specified as the loop argument");
         }
     }
-    return loop;
+    return *loop;
 }
 
 template <bool ReturnExceptions, class... A>

@@ -198,6 +198,10 @@ template <class T>
 T event_loop::run_until_complete(coroutine<T> c) {
     detail::check_can_run(*this);
     task<T> t = pyco::create_task(*this, std::move(c));
+    // If the loop stops first the caller gets runtime_error; the task left
+    // pending is not reported again when the loop closes (CPython's
+    // `future._log_destroy_pending = False` for the task it made).
+    t.base()->set_log_destroy_pending(false);
     try {
         detail::run_until_done(*this, *t.base());
     } catch (...) {

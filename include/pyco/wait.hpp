@@ -31,6 +31,9 @@
 //   after the timeout each one still waiting raises timeout_error. Nothing
 //   is cancelled. The callbacks and the timer are set up by the call, not
 //   by the first await (CPython's generator does it on its first next()).
+//   A future of another loop than the running one (or of a destroyed loop)
+//   raises value_error "The future belongs to a different loop than the
+//   one specified as the loop argument", as CPython 3.12.
 //
 // Thread rule: loop thread only; everything here is awaited inside a task.
 #pragma once
@@ -237,8 +240,17 @@ auto as_completed_impl(R&& aws, opt_duration timeout) {
             if (seen.insert(h.base())) ptrs.push_back(h.base());
         }
     }
-    event_loop& loop = ptrs.empty() ? get_running_loop() : ptrs.front()->get_loop();
-    auto state = intrusive_ptr<as_completed_state>::adopt(new as_completed_state(loop, std::move(ptrs), timeout));
+    // CPython 3.12 takes the current loop and refuses a future of another
+    // one (ensure_future(f, loop=loop)); outside a running loop, the first
+    // future's. A future whose loop is gone belongs to no loop.
+    event_loop* running = running_loop();
+    event_loop* loop = running ? running : ptrs.empty() ? &get_running_loop() : ptrs.front()->loop_if_alive();
+    for (future_base* f : ptrs) {
+        if (f->loop_if_alive() != loop || loop == nullptr) {
+            throw value_error("The future belongs to a different loop than the one specified as the loop argument");
+        }
+    }
+    auto state = intrusive_ptr<as_completed_state>::adopt(new as_completed_state(*loop, std::move(ptrs), timeout));
     std::vector<coroutine<handle_value_t<H>>> out;
     out.reserve(state->size());
     for (std::size_t i = 0; i < state->size(); ++i) {

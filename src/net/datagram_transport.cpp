@@ -8,7 +8,10 @@
 //   - wop_ (a sendto of the oldest buffered datagram) is live while a send
 //     waits; the datagram stays at the front of sendq_ (its bytes do not
 //     move) until its completion;
-//   - the fd is closed once connection_lost ran and neither op is live.
+//   - the fd is closed once connection_lost ran and neither op is live, or
+//     when the loop closes first (loop_closed: the ownership rule of
+//     sock_registry.hpp); while self_ is held the endpoint is linked in its
+//     loop's registry.
 #include <pyco/net/datagram.hpp>
 
 #include <netinet/in.h>
@@ -30,6 +33,9 @@
 #include <pyco/net/transport.hpp>
 #include <pyco/task.hpp>
 
+#include "sock_registry.hpp"
+#include "socket_transport.hpp"
+
 namespace pyco {
 
 namespace {
@@ -38,7 +44,9 @@ constexpr std::size_t max_datagram = 256 * 1024;  // asyncio's max_size
 constexpr int max_per_turn = 32;
 constexpr std::size_t high_water = 64 * 1024;
 
-class udp_transport final : public datagram_transport, public std::enable_shared_from_this<udp_transport> {
+class udp_transport final : public datagram_transport,
+                            public std::enable_shared_from_this<udp_transport>,
+                            private detail::loop_owned {
 public:
     udp_transport(event_loop& loop, int fd, std::shared_ptr<datagram_protocol> proto, std::optional<sock_address> peer)
         : loop_(&loop), fd_(fd), proto_(std::move(proto)), peer_(std::move(peer)), rbuf_(max_datagram) {
@@ -54,6 +62,7 @@ public:
 
     void start() {
         self_ = shared_from_this();
+        detail::own_by_loop(*loop_, *this);
         try {
             proto_->connection_made(*this);
         } catch (...) {
@@ -95,7 +104,7 @@ public:
             addr = nullptr;  // connected: send(2)
         }
         if (conn_lost_) {
-            if (++writes_after_lost_ == 5) detail::log_warning("socket.send() raised exception.");
+            if (++writes_after_lost_ >= 5) detail::log_warning("socket.send() raised exception.");
             return;
         }
         if (sendq_.empty() && !wop_live_) {
@@ -236,7 +245,7 @@ private:
     }
 
     void fatal(std::exception_ptr e, const char* message) {
-        loop_->call_exception_handler({message, e, {}, {}});
+        if (!detail::is_quiet_error(e) || loop_->get_debug()) loop_->call_exception_handler({message, e, {}, {}});
         force_close(e);
     }
 
@@ -252,6 +261,7 @@ private:
         if (conn_lost_) return;
         conn_lost_ = true;
         closing_ = true;
+        if (loop_->is_closed()) return;  // loop_closed() will free it
         std::shared_ptr<udp_transport> me = self_;
         loop_->call_soon([me, e] {
             try {
@@ -270,7 +280,19 @@ private:
         fd_ = -1;
         sendq_.clear();
         buffered_ = 0;
+        detail::disown_by_loop(*loop_, *this);
         auto me = std::move(self_);  // may destroy *this: nothing after this line
+    }
+
+    // The loop closed (its backend is gone) before this endpoint did.
+    std::shared_ptr<void> loop_closed() noexcept override {
+        closing_ = conn_lost_ = lost_called_ = true;
+        rop_live_ = wop_live_ = false;
+        if (fd_ >= 0) ::close(fd_);
+        fd_ = -1;
+        sendq_.clear();
+        buffered_ = 0;
+        return std::move(self_);
     }
 
     event_loop* loop_;

@@ -11,11 +11,16 @@
 //     serving, as an asyncio server does while its loop watches its sockets.
 //   - Each accepted transport holds the state (its on_lost closure) until
 //     its connection_lost: that is what `active` counts.
+//   - While `self` is held the state is linked in its loop's registry; a
+//     loop closed first closes the listening fds and lets go of it
+//     (loop_closed: the ownership rule of sock_registry.hpp). CPython's
+//     loop.close() does not close servers either way: nothing is called.
 #include <pyco/net/server.hpp>
 
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -32,6 +37,7 @@
 #include <pyco/sleep.hpp>
 #include <pyco/task.hpp>
 
+#include "sock_registry.hpp"
 #include "socket_transport.hpp"
 
 namespace pyco::detail {
@@ -40,7 +46,7 @@ namespace {
 constexpr auto accept_retry_delay = std::chrono::seconds(1);  // asyncio's ACCEPT_RETRY_DELAY
 }
 
-struct server_state : std::enable_shared_from_this<server_state> {
+struct server_state final : std::enable_shared_from_this<server_state>, loop_owned {
     struct listener {
         server_state* owner = nullptr;
         int fd = -1;
@@ -54,7 +60,8 @@ struct server_state : std::enable_shared_from_this<server_state> {
     protocol_factory factory;
     int backlog = 100;
     std::vector<std::unique_ptr<listener>> listeners;
-    std::string unix_path;  // removed at close (cleanup_socket)
+    std::string unix_path;  // removed at close (cleanup_socket)...
+    ino_t unix_ino = 0;     // ...if it is still our socket (3.13 compares st_ino)
     std::unordered_map<transport*, std::weak_ptr<transport>> clients;
     std::size_t active = 0;
     std::vector<future<void>> waiters;
@@ -81,6 +88,7 @@ struct server_state : std::enable_shared_from_this<server_state> {
         if (serving || closed) return;
         serving = true;
         self = shared_from_this();
+        own_by_loop(*loop, *this);
         if (!listening) {
             for (auto& l : listeners) {
                 if (::listen(l->fd, backlog) != 0) throw_os_error(errno, "listen");
@@ -177,7 +185,20 @@ struct server_state : std::enable_shared_from_this<server_state> {
         for (auto& x : listeners) {
             if (x->live) return;
         }
+        disown_by_loop(*loop, *this);
         self.reset();
+    }
+
+    // The loop closed (its backend is gone) while this was serving.
+    std::shared_ptr<void> loop_closed() noexcept override {
+        closed = true;
+        serving = false;
+        for (auto& l : listeners) {
+            l->live = false;
+            if (l->fd >= 0) ::close(l->fd);
+            l->fd = -1;
+        }
+        return std::move(self);
     }
 
     void detach(transport* t) {
@@ -215,7 +236,9 @@ struct server_state : std::enable_shared_from_this<server_state> {
             }
         }
         if (!unix_path.empty()) {
-            ::unlink(unix_path.c_str());
+            // Someone may have removed it, or replaced it with their own.
+            struct stat st{};
+            if (::stat(unix_path.c_str(), &st) == 0 && st.st_ino == unix_ino) ::unlink(unix_path.c_str());
             unix_path.clear();
         }
         if (serving_forever && !serving_forever->done()) serving_forever->cancel();
@@ -330,6 +353,14 @@ server detail::make_server(event_loop& loop, protocol_factory factory, std::vect
     s->factory = std::move(factory);
     s->backlog = backlog;
     s->unix_path = std::move(unix_path_to_remove);
+    if (!s->unix_path.empty()) {
+        struct stat st{};
+        if (::stat(s->unix_path.c_str(), &st) == 0) {
+            s->unix_ino = st.st_ino;
+        } else {
+            s->unix_path.clear();  // nothing of ours to remove
+        }
+    }
     for (int fd : fds) {
         auto l = std::make_unique<server_state::listener>();
         l->owner = s.get();

@@ -39,6 +39,7 @@
 #include <cerrno>
 #include <cstring>
 #include <memory>
+#include <vector>
 
 #include <pyco/coroutine.hpp>
 #include <pyco/detail/future_base.hpp>
@@ -263,6 +264,40 @@ sock_registry::~sock_registry() {
         }
         if (rec.close_pending) ::close(fd);
     }
+    // Open transports, servers and endpoints: mark them all, then let go
+    // (the ownership rule in sock_registry.hpp).
+    std::vector<std::shared_ptr<void>> refs;
+    while (owned) {
+        loop_owned* o = owned;
+        owned = o->next;
+        o->prev = o->next = nullptr;
+        o->linked = false;
+        refs.push_back(o->loop_closed());
+    }
+    refs.clear();
+}
+
+void own_by_loop(event_loop& loop, loop_owned& o) {
+    if (o.linked) return;
+    sock_registry& r = loop.socks();
+    o.prev = nullptr;
+    o.next = r.owned;
+    if (r.owned) r.owned->prev = &o;
+    r.owned = &o;
+    o.linked = true;
+}
+
+void disown_by_loop(event_loop& loop, loop_owned& o) noexcept {
+    if (!o.linked) return;
+    sock_registry& r = loop.socks();
+    if (o.prev) {
+        o.prev->next = o.next;
+    } else {
+        r.owned = o.next;
+    }
+    if (o.next) o.next->prev = o.prev;
+    o.prev = o.next = nullptr;
+    o.linked = false;
 }
 
 void sock_detach_fd(event_loop& loop, int fd, bool close_it) noexcept {

@@ -9,11 +9,15 @@
 //     bytes never move: appending fills the last chunk's spare room or adds
 //     a chunk, and a chunk is freed only once sent.
 //   - The fd is closed, and the self-reference dropped, only once
-//     connection_lost has run and neither op is live (maybe_finish).
+//     connection_lost has run and neither op is live (maybe_finish) — or
+//     when the loop closes first (loop_closed: the ownership rule of
+//     sock_registry.hpp). While self_ is held the transport is linked in
+//     its loop's registry.
 //   - conn_lost_ is set once: connection_lost is scheduled exactly once.
 //   - A write tries the caller's bytes in place first (io_flag_try) when
 //     nothing is buffered; only what the kernel did not take is copied.
 #include "socket_transport.hpp"
+#include "sock_registry.hpp"
 
 #include <sys/socket.h>
 #include <unistd.h>
@@ -21,6 +25,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <system_error>
 #include <deque>
 
 #include <pyco/detail/io_backend.hpp>
@@ -46,18 +51,24 @@ std::span<std::byte> scratch() {
     return {buf.get(), read_size};
 }
 
+}  // namespace
+
+// asyncio's _fatal_error (3.12): an OSError — here any std::system_error,
+// the connection errors among them — is only logged in debug mode; other
+// errors (a protocol callback's) go to the exception handler.
 bool is_quiet_error(const std::exception_ptr& e) {
-    // asyncio's _FATAL_ERROR_IGNORE: the peer went away; not worth a log.
     try {
         std::rethrow_exception(e);
-    } catch (const connection_error&) {
+    } catch (const std::system_error&) {
         return true;
     } catch (...) {
         return false;
     }
 }
 
-class stream_transport final : public transport {
+namespace {
+
+class stream_transport final : public transport, private loop_owned {
 public:
     stream_transport(event_loop& loop, int fd, std::shared_ptr<protocol> proto, stream_transport_options o)
         : loop_(&loop), fd_(fd), pipe_(o.is_pipe), on_lost_(std::move(o.on_lost)) {
@@ -77,6 +88,7 @@ public:
 
     void start(bool defer) {
         self_ = std::static_pointer_cast<stream_transport>(shared_from_this());
+        own_by_loop(*loop_, *this);
         if (!defer) {
             made();
             return;
@@ -137,8 +149,9 @@ public:
         if (eof_requested_) throw runtime_error("Cannot call write() after write_eof()");
         if (data.empty()) return;
         if (conn_lost_) {
-            // asyncio counts these and warns after a few; the bytes are dropped.
-            if (++writes_after_lost_ == 5) detail::log_warning("socket.send() raised exception.");
+            // asyncio counts these and warns at each from the fifth on
+            // (LOG_THRESHOLD_FOR_CONNLOST_WRITES); the bytes are dropped.
+            if (++writes_after_lost_ >= 5) detail::log_warning("socket.send() raised exception.");
             return;
         }
         if (buffered_ == 0 && !wop_live_) {
@@ -165,9 +178,9 @@ public:
         maybe_pause_protocol();
     }
     void writelines(std::span<const std::string_view> lines) override {
-        if (eof_requested_) throw runtime_error("Cannot call write() after write_eof()");
+        if (eof_requested_) throw runtime_error("Cannot call writelines() after write_eof()");
         if (conn_lost_) {
-            if (++writes_after_lost_ == 5) detail::log_warning("socket.send() raised exception.");
+            if (++writes_after_lost_ >= 5) detail::log_warning("socket.send() raised exception.");
             return;
         }
         // Buffered as one, then sent as one (and so paused at the high-water
@@ -294,8 +307,15 @@ private:
             while (n > 0) {
                 std::span<std::byte> room = last_room_;
                 if (room.data() != data) {
-                    room = buffered_proto_->get_buffer(n);
-                    if (room.empty()) throw runtime_error("get_buffer() returned an empty buffer");
+                    try {
+                        room = buffered_proto_->get_buffer(n);
+                        if (room.empty()) throw runtime_error("get_buffer() returned an empty buffer");
+                    } catch (...) {
+                        // Named as when the backend asked (read_room): the
+                        // same fault, whichever backend finds it.
+                        fatal_error(std::current_exception(), "Fatal error: protocol.get_buffer() call failed.");
+                        return;
+                    }
                     std::size_t k = std::min(room.size(), n);
                     std::memcpy(room.data(), data, k);
                     buffered_proto_->buffer_updated(k);
@@ -456,6 +476,9 @@ private:
         if (conn_lost_) return;
         conn_lost_ = true;
         closing_ = true;
+        // Closed by a destructor while the loop closes (a stream_writer's
+        // last copy): nothing can run any more; loop_closed() will free it.
+        if (loop_->is_closed()) return;
         std::shared_ptr<stream_transport> me = self_;
         loop_->call_soon([me, exc] { me->call_connection_lost(exc); });
     }
@@ -481,7 +504,21 @@ private:
         wbuf_.clear();
         buffered_ = 0;
         held_.clear();
+        disown_by_loop(*loop_, *this);
         auto me = std::move(self_);  // may destroy *this: nothing after this line
+    }
+
+    // The loop closed (its backend is gone) before this transport did.
+    std::shared_ptr<void> loop_closed() noexcept override {
+        closing_ = conn_lost_ = lost_called_ = true;
+        rop_live_ = wop_live_ = false;
+        if (fd_ >= 0) ::close(fd_);
+        fd_ = -1;
+        wbuf_.clear();
+        buffered_ = 0;
+        held_.clear();
+        on_lost_ = nullptr;
+        return std::move(self_);
     }
 
     event_loop* loop_;

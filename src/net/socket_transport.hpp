@@ -1,6 +1,7 @@
 // The stream transport over a connected socket or a pipe (private to src/).
 #pragma once
 
+#include <exception>
 #include <functional>
 #include <memory>
 
@@ -25,6 +26,10 @@ struct stream_transport_options {
 // Takes fd (non-blocking, close-on-exec); the transport closes it. The
 // protocol's connection_made is called from the loop (asyncio's call_soon),
 // then reading starts.
+// Whether a transport's fatal error stays out of the exception handler
+// (asyncio's _fatal_error: OSError is logged in debug mode only).
+bool is_quiet_error(const std::exception_ptr& e);
+
 std::shared_ptr<transport> make_stream_transport(event_loop& loop, int fd, std::shared_ptr<protocol> proto,
                                                  stream_transport_options options = {});
 

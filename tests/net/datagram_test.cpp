@@ -137,4 +137,39 @@ TEST(Datagram, UnixDatagramSockets) {
     std::filesystem::remove_all(dir);
 }
 
+// test_sendto_closing / test_sendto_exception (test_selector_events.py):
+// after close, datagrams are dropped, and from the fifth on each logs
+// "socket.send() raised exception." (LOG_THRESHOLD_FOR_CONNLOST_WRITES).
+TEST(DatagramCPython, SendtoAfterCloseIsDroppedAndWarnsFromTheFifth) {
+    auto body = []() -> coroutine<void> {
+        pyco::event_loop& loop = pyco::get_running_loop();
+        std::shared_ptr<udp_client> server;
+        pyco::datagram_options so;
+        so.local_addr = {{"127.0.0.1", 0}};
+        auto [st, sp] = co_await loop.create_datagram_endpoint(make(server), so);
+        auto addr = std::any_cast<pyco::sock_address>(st->get_extra_info("sockname"));
+        std::shared_ptr<udp_client> client;
+        pyco::datagram_options co;
+        co.remote_addr = {{"127.0.0.1", addr.port()}};
+        auto [ct, cp] = co_await loop.create_datagram_endpoint(make(client), co);
+        ct->close();
+        EXPECT_TRUE(ct->is_closing());
+        testing::internal::CaptureStderr();
+        for (int i = 0; i < 4; ++i) ct->sendto(std::string_view("late"));
+        const std::string quiet = testing::internal::GetCapturedStderr();
+        testing::internal::CaptureStderr();
+        for (int i = 0; i < 2; ++i) ct->sendto(std::string_view("late"));
+        const std::string loud = testing::internal::GetCapturedStderr();
+        EXPECT_EQ(quiet, "");
+        EXPECT_EQ(loud, "socket.send() raised exception.\nsocket.send() raised exception.\n");
+        EXPECT_EQ(ct->get_write_buffer_size(), 0u);
+        for (int i = 0; i < 100 && !client->lost; ++i) co_await pyco::sleep(1ms);
+        EXPECT_TRUE(client->lost);
+        co_await pyco::sleep(5ms);
+        EXPECT_TRUE(server->got.empty());  // nothing was sent
+        st->close();
+    };
+    pyco::run(body());
+}
+
 }  // namespace

@@ -424,6 +424,55 @@ coroutine<void> cancel_accept() {
 
 TEST(SockOpsTcp, CancelAccept) { pyco::run(cancel_accept(), {.virtual_time = true}); }
 
+// test_create_connection_sock: a socket connected with sock_connect (to the
+// first address getaddrinfo gives that connects) becomes a transport; its
+// protocol gets what the server sends, then EOF.
+struct counting_proto : pyco::protocol {
+    std::size_t nbytes = 0;
+    bool done = false;
+    void data_received(std::span<const std::byte> d) override { nbytes += d.size(); }
+    void connection_lost(std::exception_ptr) override { done = true; }
+};
+
+coroutine<void> create_connection_sock() {
+    auto& loop = pyco::get_running_loop();
+    pyco::socket listener(AF_INET, SOCK_STREAM);
+    listener.bind(sock_address::ipv4("127.0.0.1", 0));
+    listener.listen(1);
+    auto serve_one = [&]() -> coroutine<void> {
+        auto [conn, addr] = co_await loop.sock_accept(listener);
+        co_await loop.sock_sendall(conn, std::string_view("HTTP/1.0 200 OK\r\n\r\nTest message"));
+        conn.close();
+    };
+    auto server = pyco::create_task(serve_one());
+    auto infos = co_await loop.getaddrinfo("127.0.0.1", listener.getsockname().port(), 0, SOCK_STREAM);
+    pyco::socket sock;
+    for (const pyco::addrinfo_entry& info : infos) {
+        pyco::socket s(info.family, info.type, info.proto);
+        try {
+            co_await loop.sock_connect(s, info.address);
+        } catch (const std::system_error&) {
+            continue;
+        }
+        sock = std::move(s);
+        break;
+    }
+    EXPECT_TRUE(sock.is_open()) << "Can not create socket.";
+    if (!sock.is_open()) co_return;
+    auto proto = std::make_shared<counting_proto>();
+    auto factory = [proto]() -> std::shared_ptr<pyco::protocol> { return proto; };
+    auto [tr, pr] = co_await loop.create_connection(factory, std::move(sock));
+    EXPECT_EQ(pr, proto);
+    EXPECT_FALSE(sock.is_open());  // the transport took it
+    co_await server;
+    for (int i = 0; i < 1000 && !proto->done; ++i) co_await pyco::sleep(1ms);
+    EXPECT_TRUE(proto->done);
+    EXPECT_GT(proto->nbytes, 0u);
+    tr->close();
+}
+
+TEST(SockOpsTcp, CreateConnectionSock) { pyco::run(create_connection_sock()); }
+
 // --- pyco's own cases: cancellation, closing, errors, loops ---
 
 // Cancelled mid-wait: the op ends, nothing leaks, later data is all there.

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include <cstdlib>
+#include <optional>
 #include <filesystem>
 #include <string>
 #include <vector>
@@ -19,6 +20,7 @@
 #include <pyco/event.hpp>
 #include <pyco/gather.hpp>
 #include <pyco/net/os_error.hpp>
+#include <pyco/net/socket.hpp>
 #include <pyco/run.hpp>
 #include <pyco/sleep.hpp>
 #include <pyco/task.hpp>
@@ -338,6 +340,309 @@ TEST(Streams, RefusedConnectionIsConnectionRefusedError) {
         EXPECT_TRUE(refused);
     };
     pyco::run(body());
+}
+
+// ------------------------------------------------ CPython's test_streams.py
+
+struct handler_log {
+    std::vector<std::string> messages;
+    void install() {
+        pyco::get_running_loop().set_exception_handler(
+            [this](pyco::event_loop&, const pyco::exception_context& c) { messages.push_back(c.message); });
+    }
+};
+
+coroutine<void> echo_one_line(reader_ptr r, pyco::stream_writer w) {
+    std::string data = co_await r->readline();
+    w.write(data);
+    co_await w.drain();
+    w.close();
+    co_await w.wait_closed();
+}
+
+coroutine<std::string> hello_client(pyco::stream_pair conn) {
+    auto& [r, w] = conn;
+    w.write("hello world!\n");
+    std::string back = co_await r->readline();
+    w.close();
+    co_await w.wait_closed();
+    co_return back;
+}
+
+// test_start_server / test_start_unix_server: nothing reaches the handler.
+TEST(StreamsCPython, StartServerAndStartUnixServerReportNothing) {
+    const std::string dir = testing::TempDir() + "pyco-nethard-" + std::to_string(::getpid());
+    std::filesystem::create_directories(dir);
+    const std::string path = dir + "/start.sock";
+    auto body = [&]() -> coroutine<void> {
+        handler_log log;
+        log.install();
+        pyco::server srv = co_await pyco::start_server(echo_one_line, "127.0.0.1", 0);
+        pyco::stream_pair c = co_await pyco::open_connection("127.0.0.1", port_of(srv));
+        std::string msg = co_await hello_client(std::move(c));
+        EXPECT_EQ(msg, "hello world!\n");
+        srv.close();
+        co_await srv.wait_closed();
+        pyco::server usrv = co_await pyco::start_unix_server(echo_one_line, path);
+        pyco::stream_pair u = co_await pyco::open_unix_connection(path);
+        std::string umsg = co_await hello_client(std::move(u));
+        EXPECT_EQ(umsg, "hello world!\n");
+        usrv.close();
+        co_await usrv.wait_closed();
+        EXPECT_EQ(log.messages, std::vector<std::string>{});
+    };
+    pyco::run(body());
+    std::filesystem::remove_all(dir);
+}
+
+// test_multiple_drain (cpython #74116): ten tasks in the protocol's drain
+// helper while writing is paused; resume_writing wakes all ten.
+TEST(StreamsCPython, MultipleDrain) {
+    auto body = []() -> coroutine<void> {
+        auto proto = std::make_shared<pyco::stream_reader_protocol>(std::make_shared<pyco::stream_reader>());
+        proto->pause_writing();
+        int drained = 0;
+        auto drainer = [&]() -> coroutine<void> {
+            co_await proto->drain_helper();
+            ++drained;
+        };
+        pyco::get_running_loop().call_later(100ms, [proto] { proto->resume_writing(); });
+        std::vector<coroutine<void>> ds;
+        for (int i = 0; i < 10; ++i) ds.push_back(drainer());
+        co_await pyco::gather(ds);
+        EXPECT_EQ(drained, 10);
+    };
+    pyco::run(body(), {.virtual_time = true});
+}
+
+// A server that answers one request and closes (CPython's run_test_server).
+coroutine<void> answer_and_close(reader_ptr r, pyco::stream_writer w) {
+    try {
+        (void)co_await r->readuntil("\r\n\r\n");
+    } catch (const pyco::incomplete_read_error&) {
+        w.close();  // no request came
+        co_return;
+    }
+    w.write("HTTP/1.0 200 OK\r\nContent-Length: 12\r\n\r\nTest message");
+    co_await w.drain();
+    w.close();
+}
+
+// test_open_connection + test_wait_closed_on_close: is_closing flips at close().
+TEST(StreamsCPython, WaitClosedOnClose) {
+    auto body = []() -> coroutine<void> {
+        handler_log log;
+        log.install();
+        pyco::server srv = co_await pyco::start_server(answer_and_close, "127.0.0.1", 0);
+        auto [rd, wr] = co_await pyco::open_connection("127.0.0.1", port_of(srv));
+        wr.write("GET / HTTP/1.0\r\n\r\n");
+        std::string line = co_await rd->readline();
+        EXPECT_EQ(line, "HTTP/1.0 200 OK\r\n");
+        std::string rest = co_await rd->read();
+        EXPECT_TRUE(rest.ends_with("\r\n\r\nTest message")) << rest;
+        EXPECT_FALSE(wr.is_closing());
+        wr.close();
+        EXPECT_TRUE(wr.is_closing());
+        co_await wr.wait_closed();
+        srv.close();
+        co_await srv.wait_closed();
+        EXPECT_EQ(log.messages, std::vector<std::string>{});
+    };
+    pyco::run(body());
+}
+
+// test_wait_closed_on_close_with_unread_data
+TEST(StreamsCPython, WaitClosedOnCloseWithUnreadData) {
+    auto body = []() -> coroutine<void> {
+        pyco::server srv = co_await pyco::start_server(answer_and_close, "127.0.0.1", 0);
+        auto [rd, wr] = co_await pyco::open_connection("127.0.0.1", port_of(srv));
+        wr.write("GET / HTTP/1.0\r\n\r\n");
+        std::string line = co_await rd->readline();
+        EXPECT_EQ(line, "HTTP/1.0 200 OK\r\n");
+        wr.close();
+        co_await wr.wait_closed();
+        srv.close();
+        co_await srv.wait_closed();
+    };
+    pyco::run(body());
+}
+
+// test_async_writer_api_exception_after_close: after close(), write is
+// dropped and drain raises connection_reset_error.
+TEST(StreamsCPython, DrainAfterCloseRaisesConnectionReset) {
+    auto body = []() -> coroutine<void> {
+        handler_log log;
+        log.install();
+        pyco::server srv = co_await pyco::start_server(answer_and_close, "127.0.0.1", 0);
+        auto [rd, wr] = co_await pyco::open_connection("127.0.0.1", port_of(srv));
+        wr.write("GET / HTTP/1.0\r\n\r\n");
+        (void)co_await rd->readline();
+        std::string rest = co_await rd->read();
+        EXPECT_TRUE(rest.ends_with("Test message"));
+        wr.close();
+        bool reset = false;
+        try {
+            wr.write("data");
+            co_await wr.drain();
+        } catch (const pyco::connection_reset_error&) {
+            reset = true;
+        }
+        EXPECT_TRUE(reset);
+        srv.close();
+        co_await srv.wait_closed();
+        EXPECT_EQ(log.messages, std::vector<std::string>{});
+    };
+    pyco::run(body());
+}
+
+// test_eof_feed_when_closing_writer (bpo-35065): closing our side feeds EOF
+// to our reader.
+TEST(StreamsCPython, ClosingTheWriterFeedsEofToTheReader) {
+    auto body = []() -> coroutine<void> {
+        handler_log log;
+        log.install();
+        pyco::server srv = co_await pyco::start_server(answer_and_close, "127.0.0.1", 0);
+        auto [rd, wr] = co_await pyco::open_connection("127.0.0.1", port_of(srv));
+        wr.close();
+        co_await wr.wait_closed();
+        EXPECT_TRUE(rd->at_eof());
+        std::string data = co_await rd->read();
+        EXPECT_EQ(data, "");
+        srv.close();
+        co_await srv.wait_closed();
+        EXPECT_EQ(log.messages, std::vector<std::string>{});
+    };
+    pyco::run(body());
+}
+
+struct zero_division_error : std::exception {};
+
+// test_open_connection_error: an error given to the protocol's
+// connection_lost is what the next read raises.
+TEST(StreamsCPython, ConnectionLostWithAnErrorIsRaisedByTheReader) {
+    auto body = []() -> coroutine<void> {
+        handler_log log;
+        log.install();
+        pyco::server srv = co_await pyco::start_server(answer_and_close, "127.0.0.1", 0);
+        auto [rd, wr] = co_await pyco::open_connection("127.0.0.1", port_of(srv));
+        wr.transport().get_protocol()->connection_lost(std::make_exception_ptr(zero_division_error()));
+        bool raised = false;
+        try {
+            (void)co_await rd->read();
+        } catch (const zero_division_error&) {
+            raised = true;
+        }
+        EXPECT_TRUE(raised);
+        wr.close();
+        co_await pyco::sleep(0s);
+        co_await pyco::sleep(0s);
+        srv.close();
+        co_await srv.wait_closed();
+        EXPECT_EQ(log.messages, std::vector<std::string>{});
+    };
+    pyco::run(body());
+}
+
+// test_drain_raises (bpo-25441): the peer accepts and closes at once; a
+// writer that drains in a loop gets a connection error instead of spinning.
+TEST(StreamsCPython, DrainRaisesOnceThePeerIsGone) {
+    auto body = []() -> coroutine<void> {
+        handler_log log;
+        log.install();
+        // A listener nobody serves: the kernel completes the handshake, we
+        // accept by hand and close, as CPython's plain-socket server thread.
+        pyco::socket listener(AF_INET, SOCK_STREAM);
+        listener.bind(pyco::sock_address::ipv4("127.0.0.1", 0));
+        listener.listen(1);
+        auto [rd, wr] = co_await pyco::open_connection("127.0.0.1", listener.getsockname().port());
+        int accepted = -1;
+        for (int i = 0; i < 1000 && accepted < 0; ++i) {
+            accepted = ::accept4(listener.fileno(), nullptr, nullptr, SOCK_CLOEXEC);
+            if (accepted < 0) co_await pyco::sleep(1ms);
+        }
+        EXPECT_GE(accepted, 0);
+        ::close(accepted);
+        bool raised = false;
+        try {
+            for (int i = 0; i < 1000000; ++i) {  // bounded: a spinning drain fails the test
+                wr.write("foo\n");
+                co_await wr.drain();
+            }
+        } catch (const pyco::connection_reset_error&) {
+            raised = true;
+        } catch (const pyco::connection_aborted_error&) {
+            raised = true;
+        } catch (const pyco::broken_pipe_error&) {
+            raised = true;
+        }
+        EXPECT_TRUE(raised);
+        EXPECT_EQ(log.messages, std::vector<std::string>{});
+    };
+    pyco::run(body());
+}
+
+// test_unhandled_cancel (3.13): a handler that closes its writer and
+// cancels itself is not an error.
+TEST(StreamsCPython, AHandlerThatCancelsItselfReportsNothing) {
+    auto body = []() -> coroutine<void> {
+        handler_log log;
+        log.install();
+        auto handler = [](reader_ptr, pyco::stream_writer w) -> coroutine<void> {
+            w.close();
+            pyco::current_task().cancel();
+            co_return;
+        };
+        pyco::server srv = co_await pyco::start_server(handler, "127.0.0.1", 0);
+        {
+            auto [rd, wr] = co_await pyco::open_connection("127.0.0.1", port_of(srv));
+            wr.write("test msg");
+            co_await wr.drain();
+            wr.close();
+            co_await wr.wait_closed();
+        }
+        srv.close();
+        co_await srv.wait_closed();
+        EXPECT_EQ(log.messages, std::vector<std::string>{});
+    };
+    pyco::run(body());
+}
+
+// A loop closed with connections open: the server's handler task is
+// abandoned (its writer, closing the transport from the task's frame as the
+// loop closes), the client's streams outlive the loop. Everything is
+// released at close, and the client's writer, closed after the loop is gone,
+// touches nothing.
+TEST(Streams, ALoopClosedWithOpenStreamsReleasesThem) {
+    std::optional<pyco::stream_pair> client;
+    std::weak_ptr<pyco::stream_reader> server_reader;
+    std::weak_ptr<pyco::stream_reader> client_reader;
+    std::vector<std::string> reported;
+    {
+        pyco::event_loop loop;
+        loop.set_exception_handler(
+            [&](pyco::event_loop&, const pyco::exception_context& c) { reported.push_back(c.message); });
+        auto handler = [&](reader_ptr r, pyco::stream_writer) -> coroutine<void> {
+            server_reader = r;
+            (void)co_await r->readline();  // never comes
+        };
+        auto body = [&]() -> coroutine<void> {
+            pyco::server srv = co_await pyco::start_server(handler, "127.0.0.1", 0);
+            client = co_await pyco::open_connection("127.0.0.1", port_of(srv));
+            client->second.write("no newline");
+            for (int i = 0; i < 1000 && server_reader.expired(); ++i) co_await pyco::sleep(1ms);
+            EXPECT_FALSE(server_reader.expired());
+        };
+        loop.run_until_complete(body());
+        client_reader = client->first;
+        loop.close();
+        EXPECT_TRUE(server_reader.expired());
+    }
+    EXPECT_FALSE(client_reader.expired());  // the user still holds it
+    client->second.close();                 // after the loop is gone: nothing happens
+    EXPECT_TRUE(client->second.is_closing());
+    client.reset();
+    EXPECT_TRUE(client_reader.expired());
+    EXPECT_EQ(reported, std::vector<std::string>{"Task was destroyed but it is pending!"});
 }
 
 }  // namespace

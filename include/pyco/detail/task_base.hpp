@@ -131,6 +131,10 @@ public:
 
     // The loop closes with this task pending.
     void abandon() noexcept;
+    // CPython's _log_destroy_pending: run_until_complete(coroutine) clears
+    // it for the task it makes, whose caller already got "Event loop stopped
+    // before Future completed." if the loop stopped early.
+    void set_log_destroy_pending(bool on) noexcept { log_destroy_pending_ = on; }
     static task_base* from_link(list_link* l) noexcept { return static_cast<task_base*>(l); }
 
 protected:
@@ -166,6 +170,7 @@ private:
     bool must_cancel_ = false;
     bool step_scheduled_ = false;
     bool stepped_ = false;  // the body has been resumed at least once
+    bool log_destroy_pending_ = true;
 };
 
 }  // namespace detail

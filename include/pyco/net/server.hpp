@@ -94,7 +94,8 @@ struct server_options {
 struct unix_server_options {
     int backlog = 100;
     bool start_serving = true;
-    // Remove the socket file when the server closes (3.13's cleanup_socket).
+    // Remove the socket file when the server closes (3.13's cleanup_socket),
+    // unless it is gone or another socket replaced it (same inode check).
     bool cleanup_socket = true;
 };
 

@@ -21,7 +21,10 @@
 //
 // Thread rule: loop thread only, like everything on a loop.
 // Lifetime: transports are held by std::shared_ptr; an open transport keeps
-// itself alive until connection_lost has run and its fd is closed.
+// itself alive until connection_lost has run and its fd is closed. If its
+// loop closes first, the loop closes the fd and lets go of the transport
+// without calling connection_lost (as CPython's loop.close()); a handle the
+// user still holds then refers to a closed transport whose calls do nothing.
 #pragma once
 
 #include <any>
@@ -61,7 +64,8 @@ public:
     virtual void resume_reading() = 0;
 
     // --- write side ---
-    // runtime_error("Cannot call write() after write_eof()") after write_eof.
+    // runtime_error("Cannot call write() after write_eof()") after write_eof
+    // ("Cannot call writelines() ..." from writelines, as CPython).
     virtual void write(std::span<const std::byte> data) = 0;
     void write(std::string_view text) { write(std::as_bytes(std::span<const char>(text.data(), text.size()))); }
     virtual void writelines(std::span<const std::string_view> lines) = 0;
