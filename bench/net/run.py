@@ -234,6 +234,10 @@ def main():
     pick = set(filter(None, args.servers.split(",")))
     loadgen = os.path.join(args.build, "bench", "net", "loadgen")
     results = {"echo": {}, "bulk": {}, "syscalls": {}, "http": {}}
+    # The machine's load, before and after: figures from a busy machine are
+    # worth less, and the reader should know.
+    results["loadavg_before"] = os.getloadavg()
+    print("load average before: %.2f %.2f %.2f" % results["loadavg_before"], flush=True)
 
     servers = {k: v for k, v in echo_servers(args.build).items() if not pick or k in pick}
     for name, spec in servers.items():
@@ -284,6 +288,8 @@ def main():
                 except RuntimeError as e:
                     print(f"skip {name}: {e}", file=sys.stderr)
 
+    results["loadavg_after"] = os.getloadavg()
+    print("load average after: %.2f %.2f %.2f" % results["loadavg_after"], flush=True)
     if args.json:
         with open(args.json, "w") as f:
             json.dump(results, f, indent=1)
