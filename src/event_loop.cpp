@@ -85,8 +85,11 @@ void handle::cancel() noexcept {
 
 namespace {
 
-// What io_backend_kind::automatic means when PYCO_BACKEND is unset: the one
-// line to change once the benchmarks have decided.
+// What io_backend_kind::automatic means when PYCO_BACKEND is unset. epoll,
+// measured (docs/benchmarks.md, "Networking"): on kernel 6.18 io_uring made
+// a tenth of the syscalls but cost about 20 % more server CPU per message
+// at 50 and 500 connections, and HTTP was even. Change this one line when a
+// measurement says otherwise.
 constexpr io_backend_kind default_backend = io_backend_kind::epoll;
 
 std::unique_ptr<detail::io_backend> make_backend(detail::ready_ring& ready, io_backend_kind kind, bool debug) {
