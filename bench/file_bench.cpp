@@ -21,7 +21,9 @@
 // The cases:
 //   pread                   a plain loop on the calling thread (the floor)
 //   open_file read_at       pyco::async_file::read_at, on the epoll loop
-//                           (the default executor) and the io_uring loop
+//                           (from the page cache: preadv2(RWF_NOWAIT) on the
+//                           loop thread, else the default executor) and the
+//                           io_uring loop
 //   seam read_at            one io_op (io_opcode::read_at) into a
 //                           4096-aligned buffer, submitted to the io_uring
 //                           loop's backend: the ring without open_file's
@@ -451,7 +453,7 @@ int run_main(int argc, char** argv) {
     };
     add("page cache", "pread loop", 1, false, false, method::file, true);
     for (const int qd : {1, 32}) {
-        add("page cache", "open_file read_at, epoll (executor)", qd, false, false, method::file, false);
+        add("page cache", "open_file read_at, epoll", qd, false, false, method::file, false);
         add("page cache", "open_file read_at, io_uring", qd, false, true, method::file, false);
         add("page cache", "seam read_at, io_uring", qd, false, true, method::seam, false);
         add("page cache", "to_thread pread, epoll", qd, false, false, method::thread, false);

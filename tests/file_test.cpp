@@ -2,7 +2,9 @@
 // messages), async_with, cancellation, large files, concurrent read_at, and
 // files that cannot seek. Nothing here assumes where the work runs: the same
 // tests pass on epoll (the default executor) and on io_uring (the backend),
-// PYCO_BACKEND=io_uring. Label "threads": the executor's threads run it.
+// PYCO_BACKEND=io_uring — except the page-cache fast path's, which ask for
+// an epoll loop and count where each read ran. Label "threads": the
+// executor's threads run it.
 #include <pyco/file.hpp>
 
 #include <fcntl.h>
@@ -21,6 +23,7 @@
 #include <gtest/gtest.h>
 
 #include <pyco/async_with.hpp>
+#include <pyco/event_loop.hpp>
 #include <pyco/gather.hpp>
 #include <pyco/net/os_error.hpp>
 #include <pyco/run.hpp>
@@ -601,6 +604,204 @@ TEST_F(File, CancelledReadAtAndFsyncLeaveTheFileUsable) {
         EXPECT_EQ(co_await w, std::size_t(1 << 20));
     }());
     EXPECT_TRUE(get(path("f")) == std::string(1 << 20, 'w'));
+}
+
+// --- the epoll path's page-cache fast path (file.hpp) ------------------------------
+// These run on an epoll loop whatever PYCO_BACKEND says, and count through
+// the file layer's hooks where each chunk was read: on the loop thread
+// (taken), or on the executor.
+
+pyco::loop_options on_epoll() {
+    pyco::loop_options o;
+    o.backend = pyco::io_backend_kind::epoll;
+    return o;
+}
+
+// This thread's hooks, reset before and after a test.
+struct Hooks {
+    pyco::detail::file_nowait_hooks& h = pyco::detail::file_nowait_hooks_here();
+    Hooks() { h = {}; }
+    ~Hooks() { h = {}; }
+    Hooks(const Hooks&) = delete;
+    Hooks& operator=(const Hooks&) = delete;
+};
+
+// Every kind of read, at and across EOF; what each returned, and the position.
+coroutine<std::vector<std::string>> read_everything(std::string p, std::size_t size) {
+    std::vector<std::string> got;
+    async_file f = co_await pyco::open_file(p, "rb");
+    got.push_back(co_await f.read(4096));
+    got.push_back(co_await f.read(100));
+    got.push_back(co_await f.read_at(70000, 8192));     // across the "cached" edge below
+    got.push_back(co_await f.read_at(size - 10, 100));  // across EOF: 10 bytes
+    got.push_back(co_await f.read_at(size, 100));       // at EOF: empty
+    got.push_back(co_await f.read_at(size + 5000, 1));  // past EOF: empty
+    got.push_back(co_await f.read(100000));
+    got.push_back(co_await f.read(-1));                 // the rest
+    got.push_back(co_await f.read(1));                  // at EOF: empty
+    got.push_back(std::to_string(f.tell()));
+    co_await f.seek(-10, 2);
+    got.push_back(co_await f.read(100));                // across EOF again, at the position
+    got.push_back(std::to_string(f.tell()));
+    co_await f.close();
+    co_return got;
+}
+
+TEST_F(File, PageCacheFastPathGivesWhatTheExecutorGives) {
+    const std::size_t size = 200000 + 37;
+    const std::string data = pattern(size);
+    put(path("f"), data);  // just written: in the page cache
+    const std::vector<std::string> want = {data.substr(0, 4096),
+                                           data.substr(4096, 100),
+                                           data.substr(70000, 8192),
+                                           data.substr(size - 10),
+                                           "",
+                                           "",
+                                           data.substr(4196, 100000),
+                                           data.substr(104196),
+                                           "",
+                                           std::to_string(size),
+                                           data.substr(size - 10),
+                                           std::to_string(size)};
+    Hooks hooks;
+    // Cached: every chunk on the loop thread, none on the executor.
+    EXPECT_EQ(pyco::run(read_everything(path("f"), size), on_epoll()), want);
+    EXPECT_GT(hooks.h.taken, 0u);
+    EXPECT_EQ(hooks.h.executor, 0u);
+    // Refused (as if nothing were cached): every chunk on the executor.
+    hooks.h = {};
+    hooks.h.enabled = false;
+    EXPECT_EQ(pyco::run(read_everything(path("f"), size), on_epoll()), want);
+    EXPECT_EQ(hooks.h.taken, 0u);
+    EXPECT_GT(hooks.h.executor, 0u);
+    // Half cached: short reads from the cache, the rest from the executor.
+    hooks.h = {};
+    hooks.h.cached_below = 75000;
+    EXPECT_EQ(pyco::run(read_everything(path("f"), size), on_epoll()), want);
+    EXPECT_GT(hooks.h.taken, 0u);
+    EXPECT_GT(hooks.h.refused, 0u);
+    EXPECT_GT(hooks.h.executor, 0u);
+}
+
+TEST_F(File, PageCacheFastPathReadsToEofWithoutTheExecutor) {
+    const std::string data = pattern(100000);
+    put(path("f"), data);
+    Hooks hooks;
+    pyco::run(
+        [&]() -> coroutine<void> {
+            async_file f = co_await pyco::open_file(path("f"), "rb");
+            co_await f.seek(99990);
+            EXPECT_EQ(co_await f.read(4096), data.substr(99990));  // a short read, then EOF
+            EXPECT_EQ(f.tell(), 100000u);
+            EXPECT_EQ(co_await f.read(4096), "");
+            EXPECT_EQ(co_await f.read_at(99000, 4096), data.substr(99000));
+            co_await f.seek(0);
+            EXPECT_TRUE(co_await f.read() == data);
+            co_await f.close();
+        }(),
+        on_epoll());
+    EXPECT_EQ(hooks.h.executor, 0u);
+    EXPECT_EQ(hooks.h.refused, 0u);
+}
+
+TEST_F(File, ReadAllOfAMultiMiBFileOnEitherPath) {
+    const std::string data = pattern(3 * 1024 * 1024 + 5);
+    put(path("big"), data);
+    Hooks hooks;
+    for (const bool fast : {true, false}) {
+        hooks.h = {};
+        hooks.h.enabled = fast;
+        pyco::run(
+            [&]() -> coroutine<void> {
+                async_file f = co_await pyco::open_file(path("big"), "rb");
+                EXPECT_TRUE(co_await f.read() == data) << fast;
+                EXPECT_EQ(f.tell(), data.size());
+                co_await f.seek(12345);
+                std::string chunked;
+                for (;;) {
+                    std::string c = co_await f.read(65536);
+                    if (c.empty()) break;
+                    chunked += c;
+                }
+                EXPECT_TRUE(chunked == data.substr(12345)) << fast;
+                co_await f.close();
+            }(),
+            on_epoll());
+        // Chunks over 256 KiB always go to the executor (they would hold the loop).
+        EXPECT_GT(hooks.h.executor, 0u);
+        EXPECT_EQ(hooks.h.taken > 0, fast);
+    }
+}
+
+TEST_F(File, PageCacheFastPathOnAFileTheKernelHalfDropped) {
+    // The real thing, where the filesystem lets it be arranged (not tmpfs):
+    // the second half of the file leaves the page cache, and RWF_NOWAIT
+    // gives the first half short; the rest comes from the disk.
+    const std::size_t size = 192 * 1024;
+    const std::string data = pattern(size);
+    put(path("f"), data);
+    const int fd = ::open(path("f").c_str(), O_RDONLY);
+    ASSERT_GE(fd, 0);
+    ASSERT_EQ(::fsync(fd), 0);
+    (void)::posix_fadvise(fd, size / 2, size / 2, POSIX_FADV_DONTNEED);
+    ::close(fd);
+    Hooks hooks;
+    const std::string got = pyco::run(
+        [&]() -> coroutine<std::string> {
+            async_file f = co_await pyco::open_file(path("f"), "rb");
+            std::string all = co_await f.read();
+            co_await f.close();
+            co_return all;
+        }(),
+        on_epoll());
+    EXPECT_TRUE(got == data) << got.size();
+    EXPECT_GT(hooks.h.taken, 0u);
+}
+
+TEST_F(File, FilesWithoutRwfNowaitStopTrying) {
+    // procfs refuses RWF_NOWAIT (EOPNOTSUPP): one try, then the executor.
+    Hooks hooks;
+    const std::string got = pyco::run(
+        []() -> coroutine<std::string> {
+            async_file f = co_await pyco::open_file("/proc/self/status", "rb");
+            std::string all = co_await f.read();
+            EXPECT_EQ(co_await f.read_at(0, 5), "Name:");
+            co_await f.close();
+            co_return all;
+        }(),
+        on_epoll());
+    EXPECT_EQ(got.rfind("Name:", 0), 0u) << got;
+    EXPECT_EQ(hooks.h.taken, 0u);
+    EXPECT_EQ(hooks.h.refused, 0u);
+    EXPECT_GE(hooks.h.executor, 3u);  // the data, its EOF, the read_at
+}
+
+TEST_F(File, CancelledReadOnEitherPathMovesThePositionByWhatItRead) {
+    const std::string data = pattern(1 << 20);
+    put(path("f"), data);
+    Hooks hooks;
+    for (const bool fast : {true, false}) {
+        hooks.h = {};
+        hooks.h.enabled = fast;
+        pyco::run(
+            [&]() -> coroutine<void> {
+                async_file f = co_await pyco::open_file(path("f"), "rb");
+                co_await f.seek(1000);
+                auto t = pyco::create_task(f.read(100000));
+                co_await pyco::sleep(0s);  // t has handed its read to the inner task
+                t.cancel();
+                try {
+                    (void)co_await t;
+                    ADD_FAILURE() << "the read was not cancelled";
+                } catch (const pyco::cancelled_error&) {
+                }
+                EXPECT_EQ(co_await f.read(10), data.substr(101000, 10)) << fast;
+                EXPECT_EQ(f.tell(), 101010u);
+                co_await f.close();
+            }(),
+            on_epoll());
+        EXPECT_EQ(hooks.h.executor == 0, fast);
+    }
 }
 
 // --- files that cannot seek --------------------------------------------------------

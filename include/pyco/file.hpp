@@ -25,6 +25,21 @@
 // default executor on both. A file that cannot seek (a FIFO, a tty) is read
 // and written at its own position with read(2)/write(2), on the executor.
 //
+// The page-cache fast path (epoll). Handing a read to a thread and back
+// costs far more than copying 4 KiB from the page cache, so on the executor
+// path each read of a seekable file (each chunk of at most 256 KiB; larger
+// ones would hold the loop too long) is first tried on the loop thread with
+// preadv2(RWF_NOWAIT), which copies what is cached and never waits for the
+// disk. What it returns is taken as pread's result: bytes (a short read is
+// only a part: the rest is asked for again, the same way), or EOF when it
+// returns 0 and fstat puts the offset at or past the end. When it finds the
+// data not cached (EAGAIN) or fails, that chunk is pread on the executor as
+// before; when the kernel or filesystem has no RWF_NOWAIT (EOPNOTSUPP,
+// EINVAL) the file stops trying. Either way the bytes, the position and the
+// errors are what the executor alone gives; only the thread differs. Writes
+// and fsync always go to the executor (RWF_NOWAIT does not keep a buffered
+// write from blocking).
+//
 // The position. read() and write() work at the file's current position,
 // which pyco keeps (pread/pwrite at it), and advance it by what was really
 // done: a read or write that fails half-way leaves it after the bytes that
@@ -37,7 +52,8 @@
 // Cancellation (what aiofiles users get, made exact). Cancelling a task
 // waiting in read/read_at/write/write_at/fsync raises cancelled_error in it
 // at once — but an operation that has started runs to its end: a thread or
-// the kernel is already doing it. Its buffer is owned jointly by the
+// the kernel is already doing it (or, for the fast path above, the loop
+// thread, with nothing to wait for). Its buffer is owned jointly by the
 // operation and the caller, so it lives until the operation really
 // finishes, even after the caller is gone. A cancelled read's bytes are
 // dropped (as when an aiofiles read is cancelled: the thread read them, the
@@ -99,6 +115,17 @@ struct open_request {
 };
 // Python's open() mode rules; raises value_error as CPython does.
 open_request parse_file_mode(std::string path, std::string_view mode);
+
+// The fast path's switches and counts, for tests: one set per thread (the
+// loop's), read and changed only there.
+struct file_nowait_hooks {
+    bool enabled = true;                        // false: never try (as if nothing were cached)
+    std::uint64_t cached_below = UINT64_MAX;    // bytes at and past this offset count as not cached
+    std::uint64_t taken = 0;                    // chunks the fast path gave (bytes or EOF)
+    std::uint64_t refused = 0;                  // tries that found nothing cached (or failed)
+    std::uint64_t executor = 0;                 // chunks read on the executor (epoll)
+};
+file_nowait_hooks& file_nowait_hooks_here() noexcept;
 }  // namespace detail
 
 // An open file: a handle; copies share the same file (as Python names do).

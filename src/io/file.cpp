@@ -1,5 +1,6 @@
 // Async files (pyco/file.hpp): open_file and async_file, on the backend's
-// file operations (io_uring) or on the default executor (epoll).
+// file operations (io_uring) or on the default executor (epoll), where a
+// read is first tried from the page cache on the loop thread (read_cached).
 //
 // Ownership. The fd belongs to an fd_owner held by shared_ptr: the file's
 // state holds one reference until close(), and every operation in flight
@@ -7,7 +8,9 @@
 // its final completion — so an fd is never closed (and its number reused)
 // while a thread or the kernel may still use it. A buffer belongs to its
 // operation the same way: a read's buffer is the request's (or the job's)
-// own string, a write's bytes a shared_ptr<const std::string>.
+// own string, a write's bytes a shared_ptr<const std::string>. The fast
+// path's try is synchronous (RWF_NOWAIT never sleeps), so it needs no
+// owner; a refused try hands its buffer to the job.
 //
 // Cancellation. Each user call (read, write, ...) runs its I/O in an inner
 // task and awaits it through shield(): cancelling the caller only stops it
@@ -54,12 +57,20 @@ std::exception_ptr make_file_os_error(int err, const std::string& what) { return
 
 namespace detail {
 
+file_nowait_hooks& file_nowait_hooks_here() noexcept {
+    thread_local file_nowait_hooks h;
+    return h;
+}
+
 namespace {
 
 // What one syscall may move (Linux caps read/write there anyway).
 constexpr std::size_t max_io = 0x7ffff000;
 // read(-1) past the size fstat gave (or of something without a size).
 constexpr std::size_t read_chunk_size = 64 * 1024;
+// The largest chunk tried on the loop thread (see file.hpp): copying more
+// would hold the loop longer than the hand-off to a thread costs.
+constexpr std::size_t nowait_max = 256 * 1024;
 
 std::string quoted(const char* op, const std::string& path) {
     std::string s(op);
@@ -89,6 +100,7 @@ struct file_state {
     std::shared_ptr<fd_owner> fd;  // null once closed
     open_request req;
     bool seekable = true;
+    bool nowait = true;             // RWF_NOWAIT is worth trying (epoll path; see read_cached)
     std::uint64_t pos = 0;
     lock pos_lock;                  // held by the read/write at the position in flight
     std::size_t inflight = 0;       // operations not finished
@@ -192,6 +204,46 @@ struct chunk_result {
     std::string data;
 };
 
+// The page-cache fast path of the executor path (see file.hpp): reads
+// buf.size() bytes at off on the loop thread with RWF_NOWAIT, which copies
+// only what is cached and never waits for the disk. True: buf holds the
+// chunk (as pread would have given it). False: nothing taken, pread it on
+// the executor. A short read is a chunk like any other: read_some asks
+// again for the rest (with RWF_NOWAIT: EAGAIN if it is not cached), so only
+// an empty result ends a read, and an empty result is taken as EOF only
+// when fstat agrees (RWF_NOWAIT's 0 is not promised to mean EOF everywhere).
+bool read_cached(file_state& st, std::uint64_t off, std::string& buf) {
+    file_nowait_hooks& h = file_nowait_hooks_here();
+    if (!h.enabled) return false;
+    if (off >= h.cached_below) {  // (a test's "not cached")
+        ++h.refused;
+        return false;
+    }
+    iovec iov{buf.data(), static_cast<std::size_t>(std::min<std::uint64_t>(buf.size(), h.cached_below - off))};
+    ssize_t r;
+    do {
+        r = ::preadv2(st.fd->fd, &iov, 1, static_cast<off_t>(off), RWF_NOWAIT);
+    } while (r < 0 && errno == EINTR);
+    if (r > 0) {
+        buf.resize(static_cast<std::size_t>(r));
+        ++h.taken;
+        return true;
+    }
+    if (r == 0) {
+        struct stat sb {};
+        if (::fstat(st.fd->fd, &sb) == 0 && off >= static_cast<std::uint64_t>(sb.st_size)) {
+            buf.clear();
+            ++h.taken;
+            return true;
+        }
+    } else if (errno == EOPNOTSUPP || errno == EINVAL || errno == ENOSYS) {
+        st.nowait = false;  // no RWF_NOWAIT here (kernel or filesystem): stop trying
+        return false;
+    }
+    ++h.refused;  // EAGAIN (not cached), or an error pread will give again
+    return false;
+}
+
 // Up to n bytes at off (or at the fd's own position when it cannot seek).
 coroutine<std::string> read_chunk(std::shared_ptr<file_state> st, std::uint64_t off, std::size_t n) {
     event_loop& loop = get_running_loop();
@@ -208,9 +260,16 @@ coroutine<std::string> read_chunk(std::shared_ptr<file_state> st, std::uint64_t 
         q->buf.resize(static_cast<std::size_t>(r));
         co_return std::move(q->buf);
     }
-    auto job = [fd = st->fd, positional = st->seekable, off, n]() mutable {
+    std::string buf;
+    if (st->seekable && st->nowait && n <= nowait_max) {
+        buf.resize(n);
+        if (read_cached(*st, off, buf)) co_return std::move(buf);
+    }
+    ++file_nowait_hooks_here().executor;
+    auto job = [fd = st->fd, positional = st->seekable, off, n, buf = std::move(buf)]() mutable {
         const std::shared_ptr<fd_owner> keep = std::move(fd);  // let go before the result is posted
         chunk_result c;
+        c.data = std::move(buf);
         c.data.resize(n);
         ssize_t r;
         do {
@@ -335,6 +394,7 @@ coroutine<void> fsync_inner(std::shared_ptr<file_state> st, op_token tok) {
 struct open_result {
     std::shared_ptr<fd_owner> fd;  // dropped, it closes the fd: a cancelled open leaks nothing
     bool seekable = true;
+    bool nowait = true;             // RWF_NOWAIT is worth trying (epoll path; see read_cached)
     std::uint64_t pos = 0;
 };
 
