@@ -13,6 +13,7 @@
 // slowing everybody down or growing memory without bound.
 #include <csignal>
 #include <cstdio>
+#include <exception>
 #include <cstdlib>
 #include <map>
 #include <memory>
@@ -136,5 +137,12 @@ int main(int argc, char** argv) {
         std::fprintf(stderr, "usage: chat_server PORT\n");
         return 2;
     }
-    return pyco::run(serve(static_cast<std::uint16_t>(port)));
+    // A port in use, a refused backend (PYCO_BACKEND=io_uring where the
+    // kernel has none): said in one line, not an abort.
+    try {
+        return pyco::run(serve(static_cast<std::uint16_t>(port)));
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "chat_server: %s\n", e.what());
+        return 1;
+    }
 }

@@ -4,6 +4,7 @@
 // standard input when none is given), prints each echoed line, and exits 0
 // when everything came back.
 #include <cstdio>
+#include <exception>
 #include <cstdlib>
 #include <iostream>
 #include <string>
@@ -41,5 +42,12 @@ int main(int argc, char** argv) {
     if (lines.empty()) {
         for (std::string l; std::getline(std::cin, l);) lines.push_back(l);
     }
-    return pyco::run(talk(static_cast<std::uint16_t>(std::atoi(argv[1])), lines));
+    // A port in use, a refused backend (PYCO_BACKEND=io_uring where the
+    // kernel has none): said in one line, not an abort.
+    try {
+        return pyco::run(talk(static_cast<std::uint16_t>(std::atoi(argv[1])), lines));
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "echo_client: %s\n", e.what());
+        return 1;
+    }
 }

@@ -6,6 +6,7 @@
 // runs a task per connection over stream_reader/stream_writer.
 #include <csignal>
 #include <cstdio>
+#include <exception>
 #include <cstdlib>
 #include <string>
 
@@ -70,5 +71,12 @@ int main(int argc, char** argv) {
         std::fprintf(stderr, "usage: echo_server PORT [streams|protocol]\n");
         return 2;
     }
-    return pyco::run(serve(static_cast<std::uint16_t>(port), mode == "streams"));
+    // A port in use, a refused backend (PYCO_BACKEND=io_uring where the
+    // kernel has none): said in one line, not an abort.
+    try {
+        return pyco::run(serve(static_cast<std::uint16_t>(port), mode == "streams"));
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "echo_server: %s\n", e.what());
+        return 1;
+    }
 }

@@ -11,6 +11,7 @@
 #include <cctype>
 #include <csignal>
 #include <cstdio>
+#include <exception>
 #include <cstdlib>
 #include <cstring>
 #include <string>
@@ -164,7 +165,16 @@ int main(int argc, char** argv) {
         std::fprintf(stderr, "usage: http_server PORT [THREADS]\n");
         return 2;
     }
-    if (threads == 1) return pyco::run(serve(static_cast<std::uint16_t>(port), false));
+    if (threads == 1) {
+        // A port in use, a refused backend (PYCO_BACKEND=io_uring where the
+        // kernel has none): said in one line, not an abort.
+        try {
+            return pyco::run(serve(static_cast<std::uint16_t>(port), false));
+        } catch (const std::exception& e) {
+            std::fprintf(stderr, "http_server: %s\n", e.what());
+            return 1;
+        }
+    }
 
     // One loop per thread. The main thread waits for the signal, then asks
     // every loop (through its thread-safe proxy) to stop.
