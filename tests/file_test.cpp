@@ -30,6 +30,8 @@
 #include <pyco/sleep.hpp>
 #include <pyco/task.hpp>
 
+#include "io/file_hooks.hpp"
+
 namespace {
 
 using namespace std::chrono_literals;

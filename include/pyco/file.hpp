@@ -116,16 +116,6 @@ struct open_request {
 // Python's open() mode rules; raises value_error as CPython does.
 open_request parse_file_mode(std::string path, std::string_view mode);
 
-// The fast path's switches and counts, for tests: one set per thread (the
-// loop's), read and changed only there.
-struct file_nowait_hooks {
-    bool enabled = true;                        // false: never try (as if nothing were cached)
-    std::uint64_t cached_below = UINT64_MAX;    // bytes at and past this offset count as not cached
-    std::uint64_t taken = 0;                    // chunks the fast path gave (bytes or EOF)
-    std::uint64_t refused = 0;                  // tries that found nothing cached (or failed)
-    std::uint64_t executor = 0;                 // chunks read on the executor (epoll)
-};
-file_nowait_hooks& file_nowait_hooks_here() noexcept;
 }  // namespace detail
 
 // An open file: a handle; copies share the same file (as Python names do).

@@ -51,6 +51,8 @@
 #include <pyco/task.hpp>
 #include <pyco/threads.hpp>
 
+#include "file_hooks.hpp"
+
 namespace pyco {
 
 std::exception_ptr make_file_os_error(int err, const std::string& what) { return make_os_error(err, what); }
