@@ -85,11 +85,12 @@ void handle::cancel() noexcept {
 
 namespace {
 
-// What io_backend_kind::automatic means when PYCO_BACKEND is unset. epoll,
-// measured (docs/benchmarks.md, "Networking"): on kernel 6.18 io_uring made
-// a tenth of the syscalls but cost about 20 % more server CPU per message
-// at 50 and 500 connections, and HTTP was even. Change this one line when a
-// measurement says otherwise.
+// What io_backend_kind::automatic means when PYCO_BACKEND is unset: epoll.
+// Measured (docs/benchmarks.md, "Networking"): on kernel 6.18 io_uring makes
+// a tenth of the syscalls, but its CPU per message is within noise of
+// epoll's, and it adds a rule epoll has not (the loop belongs to the thread
+// that first ran it) and may be refused by the kernel. Change this one line
+// when a measurement says otherwise.
 constexpr io_backend_kind default_backend = io_backend_kind::epoll;
 
 std::unique_ptr<detail::io_backend> make_backend(detail::ready_ring& ready, io_backend_kind kind, bool debug) {
