@@ -38,6 +38,8 @@
 
 #include <pyco/event_loop.hpp>
 
+#include "try_transfer.hpp"
+
 namespace pyco::detail {
 
 namespace {
@@ -313,58 +315,26 @@ io_status epoll_backend::submit(io_op& op) {
 }
 
 long epoll_backend::do_syscall(io_op& op) noexcept {
-    ssize_t n = -1;
-    for (;;) {
-        switch (op.code) {
-        case io_opcode::recv:
-        case io_opcode::recv_stream:
-            n = (op.flags & io_flag_pipe) ? ::read(op.fd, op.buf, op.len) : ::recv(op.fd, op.buf, op.len, 0);
-            break;
-        case io_opcode::send:
-            if (op.flags & io_flag_pipe) {
-                n = ::writev(op.fd, op.iov, op.iovcnt);
-            } else {
-                msghdr m{};
-                m.msg_iov = const_cast<iovec*>(op.iov);
-                m.msg_iovlen = static_cast<std::size_t>(op.iovcnt);
-                n = ::sendmsg(op.fd, &m, MSG_NOSIGNAL);
-            }
-            break;
-        case io_opcode::sendto: {
-            msghdr m{};
-            m.msg_name = op.addr;
-            m.msg_namelen = op.addr ? op.addrlen : 0;
-            m.msg_iov = const_cast<iovec*>(op.iov);
-            m.msg_iovlen = static_cast<std::size_t>(op.iovcnt);
-            n = ::sendmsg(op.fd, &m, MSG_NOSIGNAL);
-            break;
+    if (is_transfer(op.code)) return try_transfer(op);
+    switch (op.code) {
+    case io_opcode::accept:
+        for (;;) {
+            const int fd = ::accept4(op.fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+            if (fd >= 0) return fd;
+            if (errno == EINTR) continue;
+            return errno == EWOULDBLOCK ? -EAGAIN : -errno;
         }
-        case io_opcode::recvfrom: {
-            socklen_t len = op.addrlen;
-            n = ::recvfrom(op.fd, op.buf, op.len, 0, op.addr, op.addr ? &len : nullptr);
-            if (n >= 0) op.addrlen = len;
-            break;
-        }
-        case io_opcode::accept:
-            n = ::accept4(op.fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
-            break;
-        case io_opcode::connect: {
-            int err = 0;
-            socklen_t len = sizeof err;
-            if (::getsockopt(op.fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0) return -errno;
-            return err == 0 ? 0 : -err;
-        }
-        case io_opcode::poll_read:
-        case io_opcode::poll_write:
-            return 0;
-        case io_opcode::read_at:
-        case io_opcode::write_at:
-        case io_opcode::fsync:
-            return -EOPNOTSUPP;  // refused by submit()
-        }
-        if (n >= 0) return static_cast<long>(n);
-        if (errno == EINTR) continue;
-        return errno == EWOULDBLOCK ? -EAGAIN : -errno;
+    case io_opcode::connect: {
+        int err = 0;
+        socklen_t len = sizeof err;
+        if (::getsockopt(op.fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0) return -errno;
+        return err == 0 ? 0 : -err;
+    }
+    case io_opcode::poll_read:
+    case io_opcode::poll_write:
+        return 0;
+    default:
+        return -EOPNOTSUPP;  // files: refused by submit()
     }
 }
 

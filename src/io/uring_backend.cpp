@@ -80,6 +80,7 @@
 #include <system_error>
 #include <vector>
 
+#include "try_transfer.hpp"
 #include "uring_buffers.hpp"
 
 namespace pyco::detail {
@@ -743,44 +744,8 @@ void uring_backend::after_poll(io_op& op) {
 }
 
 long uring_backend::do_syscall(io_op& op) noexcept {
-    for (;;) {
-        ssize_t n = -1;
-        switch (op.code) {
-        case io_opcode::recv:
-            n = (op.flags & io_flag_pipe) ? ::read(op.fd, op.buf, op.len) : ::recv(op.fd, op.buf, op.len, 0);
-            break;
-        case io_opcode::send:
-            if (op.flags & io_flag_pipe) {
-                n = ::writev(op.fd, op.iov, op.iovcnt);
-            } else {
-                msghdr m{};
-                m.msg_iov = const_cast<iovec*>(op.iov);
-                m.msg_iovlen = static_cast<std::size_t>(op.iovcnt);
-                n = ::sendmsg(op.fd, &m, MSG_NOSIGNAL);
-            }
-            break;
-        case io_opcode::sendto: {
-            msghdr m{};
-            m.msg_name = op.addr;
-            m.msg_namelen = op.addr ? op.addrlen : 0;
-            m.msg_iov = const_cast<iovec*>(op.iov);
-            m.msg_iovlen = static_cast<std::size_t>(op.iovcnt);
-            n = ::sendmsg(op.fd, &m, MSG_NOSIGNAL);
-            break;
-        }
-        case io_opcode::recvfrom: {
-            socklen_t len = op.addrlen;
-            n = ::recvfrom(op.fd, op.buf, op.len, 0, op.addr, op.addr ? &len : nullptr);
-            if (n >= 0) op.addrlen = len;
-            break;
-        }
-        default:
-            return -EINVAL;  // io_flag_try is for sends and receives only
-        }
-        if (n >= 0) return static_cast<long>(n);
-        if (errno == EINTR) continue;
-        return errno == EWOULDBLOCK ? -EAGAIN : -errno;
-    }
+    // io_flag_try is for one-shot sends and receives only.
+    return op.code == io_opcode::recv_stream ? -EINVAL : try_transfer(op);
 }
 
 }  // namespace
