@@ -2,7 +2,7 @@
 """Network benchmarks: pyco beside its peers, in one run, on loopback only.
 
     python3 bench/net/run.py [--build build/bench] [--seconds 5] [--warmup 1]
-                             [--only echo,bulk,http,syscalls] [--servers a,b]
+                             [--only echo,bulk,http,syscalls,tls] [--servers a,b]
                              [--json out.json] [--plot out.png]
 
 Every server is pinned to CPU 0 and its client to CPU 1. The echo client is
@@ -12,6 +12,10 @@ alike). Server CPU is read from /proc/PID/stat (utime + stime) over the timed
 window and divided by the messages echoed in it. Syscalls per message come
 from a separate short run under `strace -c -f` (it slows the server; the
 pattern holds). HTTP uses wrk against each server's keep-alive hello.
+TLS (--only tls): TLS 1.3 with one ECDSA P-256 certificate made for the run
+(openssl req): 64 B echo at 50 connections, 1 MiB bulk on one connection
+(beside the same bulk over plaintext), and handshakes per second (loadgen
+--handshakes: connect, full handshake, one echo, close; one at a time).
 
 Build first: cmake --preset bench && cmake --build --preset bench
 Peers: Boost.Asio (built with the benchmarks), CPython asyncio (this
@@ -86,6 +90,69 @@ def echo_servers(build):
     return servers
 
 
+def tls_servers(build, cert, key):
+    """The TLS echo servers: name -> (command, extra environment)."""
+    sys_py = "/usr/bin/python3"
+    echo = os.path.join(build, "examples", "echo", "echo_server")
+    asio = os.path.join(build, "bench", "net", "asio_ssl_echo")
+    script = os.path.join(HERE, "asyncio_echo.py")
+    tls = ["--tls", cert, key]
+    servers = {
+        "pyco-protocol": ([echo, "{port}", "protocol"] + tls, {}),
+        "pyco-streams": ([echo, "{port}", "streams"] + tls, {}),
+        "pyco-protocol-uring": ([echo, "{port}", "protocol"] + tls, URING),
+        "asio-ssl": ([asio, "{port}", cert, key], {}),
+        "asyncio-protocol": ([sys.executable, script, "{port}", "protocol"] + tls, {}),
+    }
+    if subprocess.run([sys_py, "-c", "import uvloop"], capture_output=True).returncode == 0:
+        servers["uvloop-protocol"] = ([sys_py, script, "{port}", "protocol", "--uvloop"] + tls, {})
+        servers["uvloop-streams"] = ([sys_py, script, "{port}", "streams", "--uvloop"] + tls, {})
+    # The plaintext baseline for the bulk figure (TLS within 10% of it).
+    servers["pyco-protocol-plaintext"] = ([echo, "{port}", "protocol"], {})
+    return servers
+
+
+def make_cert(tmp):
+    cert, key = os.path.join(tmp, "cert.pem"), os.path.join(tmp, "key.pem")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+                    "-nodes", "-keyout", key, "-out", cert, "-days", "2", "-subj", "/CN=localhost",
+                    "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"], check=True, capture_output=True)
+    return cert, key
+
+
+def run_tls(args, loadgen, pick, results):
+    with tempfile.TemporaryDirectory() as tmp:
+        cert, key = make_cert(tmp)
+        for name, spec in tls_servers(args.build, cert, key).items():
+            if pick and name not in pick:
+                continue
+            if not os.path.exists(spec[0][0]):
+                print(f"skip tls {name}: {spec[0][0]} not built", file=sys.stderr)
+                continue
+            port = free_port()
+            plain = name.endswith("-plaintext")
+            tls = [] if plain else ["--tls"]
+            try:
+                with Server(spec, port) as srv:
+                    pid = srv.proc.pid
+                    r = {}
+                    if not plain:
+                        r["echo50"] = run_loadgen(loadgen, port, 50, 64, args.seconds, args.warmup, pid, tls)
+                    r["bulk1m"] = run_loadgen(loadgen, port, 1, 1 << 20, args.seconds, args.warmup, pid, tls)
+                    if not plain:
+                        r["handshakes"] = run_loadgen(loadgen, port, 1, 64, args.seconds, args.warmup, pid,
+                                                      ["--handshakes"])
+                    results["tls"][name] = r
+                    e, b, h = r.get("echo50"), r["bulk1m"], r.get("handshakes")
+                    print(f"tls {name:24} echo64 c50 "
+                          f"{fmt(e and e['msgs_per_s'], '.0f'):>7} msg/s cpu {fmt(e and e.get('cpu_us'))} us/msg | "
+                          f"bulk 1 MiB {b['mib_per_s']:7.1f} MiB/s cpu {fmt(b.get('cpu_us'), '.0f')} us/MiB | "
+                          f"handshakes {fmt(h and h['msgs_per_s'], '.0f')}/s "
+                          f"cpu {fmt(h and h.get('cpu_us'), '.0f')} us each", flush=True)
+            except RuntimeError as e:
+                print(f"skip tls {name}: {e}", file=sys.stderr)
+
+
 def http_servers(build, tmp):
     http = os.path.join(build, "examples", "http", "http_server")
     servers = {
@@ -148,9 +215,9 @@ class Server:
                 self.proc.wait()
 
 
-def run_loadgen(loadgen, port, conns, size, seconds, warmup, pid=None):
+def run_loadgen(loadgen, port, conns, size, seconds, warmup, pid=None, extra=()):
     cmd = ["taskset", "-c", "1", loadgen, "127.0.0.1", str(port), "--conns", str(conns), "--size",
-           str(size), "--seconds", str(seconds), "--warmup", str(warmup), "--spin"]
+           str(size), "--seconds", str(seconds), "--warmup", str(warmup), "--spin", *extra]
     p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     before = after = None
     result = {}
@@ -220,7 +287,7 @@ def main():
     ap.add_argument("--build", default=os.path.join(ROOT, "build", "bench"))
     ap.add_argument("--seconds", type=float, default=5)
     ap.add_argument("--warmup", type=float, default=1)
-    ap.add_argument("--only", default="echo,bulk,syscalls,http")
+    ap.add_argument("--only", default="echo,bulk,syscalls,http,tls")
     ap.add_argument("--servers", default="")
     ap.add_argument("--json")
     ap.add_argument("--plot")
@@ -233,13 +300,15 @@ def main():
     only = set(args.only.split(","))
     pick = set(filter(None, args.servers.split(",")))
     loadgen = os.path.join(args.build, "bench", "net", "loadgen")
-    results = {"echo": {}, "bulk": {}, "syscalls": {}, "http": {}}
+    results = {"echo": {}, "bulk": {}, "syscalls": {}, "http": {}, "tls": {}}
     # The machine's load, before and after: figures from a busy machine are
     # worth less, and the reader should know.
     results["loadavg_before"] = os.getloadavg()
     print("load average before: %.2f %.2f %.2f" % results["loadavg_before"], flush=True)
 
     servers = {k: v for k, v in echo_servers(args.build).items() if not pick or k in pick}
+    if not only & {"echo", "bulk", "syscalls"}:
+        servers = {}
     for name, spec in servers.items():
         if not os.path.exists(spec[0][0]):
             print(f"skip {name}: {spec[0][0]} not built", file=sys.stderr)
@@ -287,6 +356,9 @@ def main():
                                   f"cpu {fmt(r['cpu_us'])} us/req (user {fmt(r['user_us'])})", flush=True)
                 except RuntimeError as e:
                     print(f"skip {name}: {e}", file=sys.stderr)
+
+    if "tls" in only:
+        run_tls(args, loadgen, pick, results)
 
     results["loadavg_after"] = os.getloadavg()
     print("load average after: %.2f %.2f %.2f" % results["loadavg_after"], flush=True)
