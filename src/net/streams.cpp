@@ -103,6 +103,8 @@ void stream_reader_protocol::connection_lost(std::exception_ptr exc) {
     st_->cb_task.reset();
 }
 
+void stream_reader_protocol::replace_transport(pyco::transport& t) noexcept { st_->transport = &t; }
+
 void stream_reader_protocol::pause_writing() { st_->paused = true; }
 
 void stream_reader_protocol::resume_writing() {
@@ -138,9 +140,10 @@ coroutine<void> stream_reader_protocol::closed() {
 stream_writer::stream_writer(std::shared_ptr<pyco::transport> t, std::shared_ptr<stream_reader_protocol> p,
                              std::shared_ptr<stream_reader> r)
     : transport_(std::move(t)), protocol_(std::move(p)), reader_(std::move(r)) {
-    std::weak_ptr<pyco::transport> weak = transport_;
-    closer_ = std::shared_ptr<void>(nullptr, [weak](void*) noexcept {
-        if (auto tr = weak.lock()) {
+    closer_ = std::shared_ptr<std::weak_ptr<pyco::transport>>(new std::weak_ptr<pyco::transport>(transport_),
+                                                               [](std::weak_ptr<pyco::transport>* weak) noexcept {
+        std::unique_ptr<std::weak_ptr<pyco::transport>> own(weak);
+        if (auto tr = weak->lock()) {
             try {
                 if (!tr->is_closing()) tr->close();
             } catch (...) {
@@ -168,6 +171,19 @@ coroutine<void> stream_writer::drain() {
 coroutine<void> stream_writer::wait_closed() {
     std::shared_ptr<stream_reader_protocol> p = protocol_;
     co_await p->closed();
+}
+
+coroutine<void> stream_writer::start_tls(ssl_context ctx, start_tls_options options) {
+    std::shared_ptr<stream_reader_protocol> p = protocol_;
+    options.server_side = p->server_side();
+    co_await drain();
+    std::shared_ptr<pyco::transport> old = transport_;
+    std::shared_ptr<pyco::transport> nt = co_await get_running_loop().start_tls(old, p, std::move(ctx), options);
+    transport_ = nt;
+    p->replace_transport(*nt);
+    // The last copy of this writer now closes the TLS transport (with
+    // close_notify), not the socket's under it.
+    if (closer_) *closer_ = nt;
 }
 
 }  // namespace pyco
