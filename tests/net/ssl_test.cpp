@@ -114,6 +114,10 @@ TEST(Ssl, StreamsEcho) {
         std::string rest = co_await r->read();  // the server's close_notify: EOF
         EXPECT_EQ(rest, "");
         co_await w.wait_closed();
+        // As asyncio, the TLS extra info outlives the connection.
+        auto after = std::any_cast<pyco::ssl_object>(w.get_extra_info("ssl_object"));
+        EXPECT_EQ(after.version(), "TLSv1.3");
+        EXPECT_TRUE(w.get_extra_info("cipher").has_value());
         srv.close();
         co_await srv.wait_closed();
     };

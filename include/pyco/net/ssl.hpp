@@ -247,8 +247,8 @@ private:
 // server_side from how its stream was made and ignores this one).
 struct start_tls_options {
     bool server_side = false;
-    // Clients: SNI and the name checked; none: no SNI, and with
-    // check_hostname, value_error "check_hostname requires server_hostname".
+    // Clients: SNI and the name checked; none: no SNI and no name check
+    // (the chain is still verified), as CPython's start_tls.
     std::optional<std::string> server_hostname;
     std::optional<std::chrono::milliseconds> ssl_handshake_timeout;  // 60 s
     std::optional<std::chrono::milliseconds> ssl_shutdown_timeout;   // 30 s

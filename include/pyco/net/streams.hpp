@@ -142,7 +142,7 @@ struct open_connection_options {
     std::optional<int> interleave;
     // TLS (Python's ssl=, server_hostname=, ...): see <pyco/net/ssl.hpp>.
     // server_hostname defaults to host; "" turns SNI and the host name check
-    // off (the context must then have check_hostname off). The value_errors
+    // off (the certificate chain is still verified), as asyncio. The value_errors
     // of asyncio: "server_hostname is only meaningful with ssl", "You must
     // set server_hostname when using ssl without a host",
     // "ssl_handshake_timeout is only meaningful with ssl", and the same for

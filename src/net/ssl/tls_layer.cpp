@@ -92,10 +92,36 @@ public:
     std::shared_ptr<protocol> get_protocol() const override;
 
     bool closed_ = false;
+    // asyncio keeps the TLS extra info after the connection is gone.
+    std::shared_ptr<void> ssl_;
+    ssl_context ctx_;
+    std::shared_ptr<const struct tls_info> info_;
 
 private:
     std::weak_ptr<tls_layer_impl> layer_;
 };
+
+// What the handshake established, taken once (as sslproto's _extra).
+struct tls_info {
+    std::optional<peer_certificate> peercert;
+    std::optional<cipher_info> cipher;
+    std::optional<std::string> compression;
+};
+
+std::any tls_extra(const std::shared_ptr<void>& ssl, const ssl_context& ctx, const tls_info* info,
+                   std::string_view name) {
+    if (name == "ssl_object") return ssl_object(ssl);
+    if (name == "sslcontext") return ctx;
+    if (info) {
+        if (name == "peercert") return info->peercert;
+        if (name == "cipher") {
+            if (info->cipher) return *info->cipher;
+            return {};
+        }
+        if (name == "compression") return info->compression;
+    }
+    return {};
+}
 
 BIO_METHOD* bio_method();
 
@@ -131,9 +157,9 @@ public:
                                       : X509_VERIFY_PARAM_set1_host(p, host_.c_str(), 0);
                     if (ok != 1) throw_ssl_error();
                 }
-            } else if (ctx_->check_hostname) {
-                throw value_error("check_hostname requires server_hostname");
             }
+            // No name: no SNI and no name check, the chain is still verified
+            // (CPython 3.12's SSLObject, unlike SSLSocket, does not refuse it).
             if (SSL_SESSION* sess = ctx_->session_for(host_)) {
                 SSL_set_session(s, sess);
                 SSL_SESSION_free(sess);
@@ -150,7 +176,12 @@ public:
     // --- tls_layer ---
     std::shared_ptr<protocol> as_protocol() override { return std::shared_ptr<protocol>(shared_from_this(), this); }
     std::shared_ptr<transport> app_transport() override {
-        if (!app_transport_) app_transport_ = std::make_shared<tls_transport>(weak_from_this());
+        if (!app_transport_) {
+            app_transport_ = std::make_shared<tls_transport>(weak_from_this());
+            app_transport_->ssl_ = ssl_;
+            app_transport_->ctx_ = ssl_context(ctx_);
+            app_transport_->info_ = info_;
+        }
         return app_transport_;
     }
     void on_handshake(std::function<void(std::exception_ptr)> fn) override {
@@ -170,13 +201,8 @@ public:
 
     void data_received(std::span<const std::byte> data) override {
         std::shared_ptr<tls_layer_impl> keep = shared_from_this();
-        if (in_pos_ == in_.size()) {
-            in_.clear();
-            in_pos_ = 0;
-            view_ = data;
-        } else {
-            in_.insert(in_.end(), data.begin(), data.end());
-        }
+        // OpenSSL reads what `in_` holds first, then `data` in place.
+        view_ = data;
         switch (state_) {
             case tls_state::do_handshake: do_handshake(); break;
             case tls_state::wrapped: do_read(); break;
@@ -184,10 +210,7 @@ public:
             case tls_state::shutdown: do_shutdown(); break;
             case tls_state::unwrapped: break;
         }
-        if (!view_.empty()) {  // keep what OpenSSL did not take
-            in_.insert(in_.end(), view_.begin(), view_.end());
-            view_ = {};
-        }
+        keep_unread();
         control_ssl_reading();
     }
 
@@ -248,19 +271,9 @@ public:
 
     // --- what the app transport calls ---
     std::any extra(std::string_view name) const {
-        if (name == "ssl_object") return ssl_object(ssl_);
-        if (name == "sslcontext") return ssl_context(ctx_);
-        if (handshake_done_ && !handshake_exc_) {
-            ssl_object o(ssl_);
-            if (name == "peercert") return o.getpeercert();
-            if (name == "cipher") {
-                if (auto c = o.cipher()) return *c;
-                return {};
-            }
-            if (name == "compression") return o.compression();
-        }
-        if (raw_) return raw_->get_extra_info(name);
-        return {};
+        std::any a = tls_extra(ssl_, ssl_context(ctx_), info_.get(), name);
+        if (a.has_value() || !raw_) return a;
+        return raw_->get_extra_info(name);
     }
 
     void start_shutdown() {
@@ -386,6 +399,20 @@ public:
     }
     std::size_t incoming() const noexcept { return in_.size() - in_pos_ + view_.size(); }
 
+    // After a chunk: what OpenSSL did not take (a partial record, or all of
+    // it while the app is paused) is kept in `in_`, its consumed front
+    // dropped first so that `in_` never grows past what is unread.
+    void keep_unread() {
+        if (in_pos_ > 0) {
+            in_.erase(in_.begin(), in_.begin() + static_cast<std::ptrdiff_t>(in_pos_));
+            in_pos_ = 0;
+        }
+        if (!view_.empty()) {
+            in_.insert(in_.end(), view_.begin(), view_.end());
+            view_ = {};
+        }
+    }
+
 private:
     void set_state(tls_state s) { state_ = s; }
 
@@ -450,6 +477,15 @@ private:
             return;
         }
         set_state(tls_state::wrapped);
+        {
+            ssl_object o(ssl_);
+            auto info = std::make_shared<tls_info>();
+            info->peercert = o.getpeercert();
+            info->cipher = o.cipher();
+            info->compression = o.compression();
+            info_ = std::move(info);
+        }
+        if (app_transport_) app_transport_->info_ = info_;
         if (app_state_ == app_state::init) {
             app_state_ = app_state::con_made;
             if (opts_.call_connection_made) {
@@ -701,6 +737,7 @@ private:
     app_state app_state_ = app_state::init;
     std::function<void(std::exception_ptr)> waiter_;
     bool handshake_done_ = false;
+    std::shared_ptr<const tls_info> info_;  // once the handshake succeeded
     std::exception_ptr handshake_exc_;
     std::exception_ptr pending_exc_;  // what connection_lost reports after our abort
     handle handshake_timer_;
@@ -761,7 +798,7 @@ BIO_METHOD* bio_method() {
 
 std::any tls_transport::get_extra_info(std::string_view name) const {
     if (auto l = layer_.lock()) return l->extra(name);
-    return {};
+    return tls_extra(ssl_, ctx_, info_.get(), name);
 }
 void tls_transport::close() {
     if (closed_) return;
