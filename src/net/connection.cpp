@@ -276,6 +276,21 @@ coroutine<void> wait_handshake(event_loop& loop, std::shared_ptr<detail::tls_lay
     ok = true;
 }
 
+// A server's factory: with TLS, each connection's protocol goes under a TLS
+// layer of its own.
+protocol_factory server_factory(event_loop& loop, protocol_factory factory, const std::optional<ssl_context>& ssl,
+                                std::optional<std::chrono::milliseconds> handshake,
+                                std::optional<std::chrono::milliseconds> shutdown) {
+    std::optional<tls_request> tls = tls_of(ssl, std::nullopt, nullptr, handshake, shutdown, true);
+    if (!tls) return factory;
+    event_loop* lp = &loop;
+    return [inner = std::move(factory), t = std::move(*tls), lp]() -> std::shared_ptr<protocol> {
+        std::shared_ptr<protocol> app = inner();
+        if (!app) throw type_error("protocol factory returned no protocol");
+        return t.ctx.engine().make_layer(*lp, std::move(app), t.options)->as_protocol();
+    };
+}
+
 coroutine<connection_pair> make_connection(event_loop& loop, protocol_factory factory, socket sock,
                                            std::optional<tls_request> tls = std::nullopt) {
     std::shared_ptr<protocol> proto = factory();
@@ -373,16 +388,7 @@ coroutine<server> event_loop::create_server(protocol_factory factory, std::strin
 
 coroutine<server> event_loop::create_server(protocol_factory factory, std::vector<std::string> hosts,
                                             std::uint16_t port, server_options o) {
-    if (std::optional<tls_request> tls =
-            tls_of(o.ssl, std::nullopt, nullptr, o.ssl_handshake_timeout, o.ssl_shutdown_timeout, true)) {
-        // Each connection's protocol goes under a TLS layer of its own.
-        event_loop* loop = this;
-        factory = [inner = std::move(factory), tls = std::move(*tls), loop]() -> std::shared_ptr<protocol> {
-            std::shared_ptr<protocol> app = inner();
-            if (!app) throw type_error("protocol factory returned no protocol");
-            return tls.ctx.engine().make_layer(*loop, std::move(app), tls.options)->as_protocol();
-        };
-    }
+    factory = server_factory(*this, std::move(factory), o.ssl, o.ssl_handshake_timeout, o.ssl_shutdown_timeout);
     // asyncio: host None (here "") means every interface.
     std::vector<addrinfo_entry> infos;
     for (const std::string& h : hosts) {
@@ -422,6 +428,7 @@ coroutine<server> event_loop::create_server(protocol_factory factory, std::vecto
 }
 
 coroutine<server> event_loop::create_unix_server(protocol_factory factory, std::string path, unix_server_options o) {
+    factory = server_factory(*this, std::move(factory), o.ssl, o.ssl_handshake_timeout, o.ssl_shutdown_timeout);
     const bool abstract = path.empty() || path[0] == '\0';
     if (!abstract) {
         // asyncio: a stale socket file left by an earlier server is removed.

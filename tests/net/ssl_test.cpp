@@ -512,3 +512,36 @@ TEST(Ssl, StartTlsOnATransportPausedForWriting) {
 }
 
 }  // namespace
+
+namespace {
+
+// A TLS server on a Unix socket; the client upgrades its plain Unix
+// connection with loop.start_tls (create_unix_connection has no ssl= here).
+TEST(Ssl, UnixServerWithStartTlsClient) {
+    auto body = []() -> coroutine<void> {
+        pyco::event_loop& loop = pyco::get_running_loop();
+        std::string path = ssl_test::certs::get().dir() + "/tls-unix.sock";
+        pyco::unix_server_options so;
+        so.ssl = server_ctx();
+        pyco::protocol_factory ef = echo_factory;
+        pyco::server srv = co_await loop.create_unix_server(ef, path, so);
+        auto proto = std::make_shared<collecting_protocol>();
+        pyco::protocol_factory pf = [proto] { return proto; };
+        auto [t, p] = co_await loop.create_unix_connection(pf, path);
+        pyco::start_tls_options o;
+        o.server_hostname = "localhost";
+        std::shared_ptr<pyco::transport> tls = co_await loop.start_tls(t, proto, client_ctx(), o);
+        proto->want = 4;
+        proto->done = loop.create_future<void>();
+        tls->write(std::string_view("unix"));
+        co_await pyco::wait_for(*proto->done, 10s);
+        EXPECT_EQ(proto->data, "unix");
+        EXPECT_TRUE(tls->get_extra_info("ssl_object").has_value());
+        tls->close();
+        srv.close();
+        co_await srv.wait_closed();
+    };
+    pyco::run(body());
+}
+
+}  // namespace

@@ -105,6 +105,10 @@ struct unix_server_options {
     // Remove the socket file when the server closes (3.13's cleanup_socket),
     // unless it is gone or another socket replaced it (same inode check).
     bool cleanup_socket = true;
+    // TLS, as server_options.
+    std::optional<ssl_context> ssl;
+    std::optional<std::chrono::milliseconds> ssl_handshake_timeout;  // 60 s
+    std::optional<std::chrono::milliseconds> ssl_shutdown_timeout;   // 30 s
 };
 
 namespace detail {
