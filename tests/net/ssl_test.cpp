@@ -6,6 +6,7 @@
 #include <pyco/net/ssl.hpp>
 
 #include <openssl/ssl.h>
+#include <sys/socket.h>
 
 #include <any>
 #include <string>
@@ -17,6 +18,7 @@
 #include <pyco/event_loop.hpp>
 #include <pyco/net/connection.hpp>
 #include <pyco/net/protocol.hpp>
+#include <pyco/net/socket.hpp>
 #include <pyco/net/streams.hpp>
 #include <pyco/run.hpp>
 #include <pyco/sleep.hpp>
@@ -462,51 +464,57 @@ TEST(Ssl, StartTlsBothWaysOverStreams) {
     pyco::run(body());
 }
 
-// cpython gh-109051: start_tls on a transport paused for writing.
+// cpython gh-109051: start_tls on a transport paused for writing: the
+// client's buffer is full of plain bytes the server has not read when the
+// client starts TLS; its ClientHello waits behind them.
+struct pausing_protocol : collecting_protocol {
+    void connection_made(pyco::transport& tr) override {
+        collecting_protocol::connection_made(tr);
+        tr.pause_reading();  // nothing read before start_tls
+    }
+};
+
 TEST(Ssl, StartTlsOnATransportPausedForWriting) {
     auto body = []() -> coroutine<void> {
         pyco::event_loop& loop = pyco::get_running_loop();
-        std::shared_ptr<pyco::transport> server_t;
-        pyco::event started;
-        auto srv_proto = std::make_shared<collecting_protocol>();
-        pyco::protocol_factory factory4 = [srv_proto] { return srv_proto; };
-        auto srv = co_await loop.create_server(factory4, "127.0.0.1", 0,
-                                               pyco::server_options{});
+        pyco::socket ls(AF_INET, SOCK_STREAM, 0);
+        ls.bind(pyco::sock_address::ipv4("127.0.0.1", 0));
+        ls.listen(5);
         auto proto = std::make_shared<collecting_protocol>();
-        pyco::protocol_factory factory5 = [proto] { return proto; };
-        auto [t, p] = co_await loop.create_connection(factory5, "127.0.0.1", port_of(srv));
-        // Pause the client's writing: fill its buffer past the mark (the
-        // server is not reading yet: it pauses reading).
-        while (srv_proto->t == nullptr) co_await pyco::sleep(1ms);
-        srv_proto->t->pause_reading();
+        pyco::protocol_factory pf = [proto] { return proto; };
+        auto [t, p] = co_await loop.create_connection(pf, "127.0.0.1", ls.getsockname().port());
+        auto [conn, addr] = co_await loop.sock_accept(ls);
         t->set_write_buffer_limits(1);
-        const std::string junk(4 * 1024 * 1024, 'j');
+        const std::string junk(8 * 1024 * 1024, 'j');
         t->write(junk);
         EXPECT_EQ(proto->pauses, 1);
-        srv_proto->t->resume_reading();
-        srv_proto->want = junk.size();
-        srv_proto->done = loop.create_future<void>();
-        co_await pyco::wait_for(*srv_proto->done, 30s);
-        // Now both sides upgrade; the client's transport may still be
-        // marked paused.
-        pyco::start_tls_options so;
-        so.server_side = true;
-        auto server_up = pyco::create_task(loop.start_tls(srv_proto->t->shared_from_this(), srv_proto,
-                                                          server_ctx(), so));
+        EXPECT_GT(t->get_write_buffer_size(), 0u);
         pyco::start_tls_options co;
         co.server_hostname = "localhost";
-        std::shared_ptr<pyco::transport> tls = co_await loop.start_tls(t, proto, client_ctx(), co);
-        std::shared_ptr<pyco::transport> stls = co_await server_up;
-        srv_proto->data.clear();
-        srv_proto->want = 5;
-        srv_proto->done = loop.create_future<void>();
+        auto client_up = pyco::create_task(loop.start_tls(t, proto, client_ctx(), co));
+        co_await pyco::sleep(20ms);
+        EXPECT_GT(t->get_write_buffer_size(), 0u);  // still paused, the ClientHello queued
+        std::size_t got = 0;
+        while (got < junk.size()) {
+            std::string part = co_await loop.sock_recv(conn, std::min<std::size_t>(65536, junk.size() - got));
+            if (part.empty()) break;
+            got += part.size();
+        }
+        EXPECT_EQ(got, junk.size());
+        auto sproto = std::make_shared<pausing_protocol>();
+        pyco::protocol_factory sf = [sproto] { return sproto; };
+        auto [st, sp] = co_await loop.connect_accepted_socket(sf, std::move(conn));
+        pyco::start_tls_options so;
+        so.server_side = true;
+        std::shared_ptr<pyco::transport> stls = co_await loop.start_tls(st, sproto, server_ctx(), so);
+        std::shared_ptr<pyco::transport> tls = co_await pyco::wait_for(client_up, 10s);
+        sproto->want = 5;
+        sproto->done = loop.create_future<void>();
         tls->write(std::string_view("hello"));
-        co_await pyco::wait_for(*srv_proto->done, 30s);
-        EXPECT_EQ(srv_proto->data, "hello");
+        co_await pyco::wait_for(*sproto->done, 10s);
+        EXPECT_EQ(sproto->data, "hello");
         tls->close();
         stls->close();
-        srv.close();
-        co_await srv.wait_closed();
     };
     pyco::run(body());
 }
