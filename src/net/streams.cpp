@@ -29,6 +29,7 @@ struct stream_reader_protocol::state {
     std::optional<task<void>> cb_task;
     bool paused = false;
     bool lost = false;
+    bool over_ssl = false;  // asyncio's _over_ssl: no half-close over TLS
 };
 
 stream_reader_protocol::stream_reader_protocol(std::shared_ptr<stream_reader> reader, client_connected_cb cb)
@@ -45,6 +46,7 @@ stream_reader_protocol::~stream_reader_protocol() {
 
 void stream_reader_protocol::connection_made(pyco::transport& t) {
     st_->transport = &t;
+    st_->over_ssl = t.get_extra_info("sslcontext").has_value();
     reader_->set_transport(this);
     if (!cb_) return;
     auto self = std::static_pointer_cast<stream_reader_protocol>(
@@ -69,7 +71,9 @@ void stream_reader_protocol::data_received(std::span<const std::byte> data) { re
 
 bool stream_reader_protocol::eof_received() {
     reader_->feed_eof();
-    return true;  // keep the transport open: the writer may still write (half-close)
+    // Keep the transport open: the writer may still write (half-close);
+    // not over TLS, which has no half-close (asyncio returns False then).
+    return !st_->over_ssl;
 }
 
 void stream_reader_protocol::connection_lost(std::exception_ptr exc) {
@@ -103,7 +107,10 @@ void stream_reader_protocol::connection_lost(std::exception_ptr exc) {
     st_->cb_task.reset();
 }
 
-void stream_reader_protocol::replace_transport(pyco::transport& t) noexcept { st_->transport = &t; }
+void stream_reader_protocol::replace_transport(pyco::transport& t) noexcept {
+    st_->transport = &t;
+    st_->over_ssl = true;
+}
 
 void stream_reader_protocol::pause_writing() { st_->paused = true; }
 

@@ -553,3 +553,45 @@ TEST(Ssl, UnixServerWithStartTlsClient) {
 }
 
 }  // namespace
+
+namespace {
+
+// asyncio: over TLS, eof_received returning true has no effect (a warning
+// is logged): the peer's close_notify closes the connection.
+struct keep_open_protocol : collecting_protocol {
+    bool eof_received() override {
+        ++eofs;
+        return true;
+    }
+};
+
+TEST(Ssl, EofReceivedReturningTrueStillCloses) {
+    auto body = []() -> coroutine<void> {
+        pyco::event_loop& loop = pyco::get_running_loop();
+        auto handler = [](reader_ptr r, pyco::stream_writer w) -> coroutine<void> {
+            w.write("bye");
+            co_await w.drain();
+            w.close();
+            co_await w.wait_closed();
+            (void)r;
+        };
+        pyco::server srv = co_await pyco::start_server(handler, "127.0.0.1", 0, tls_server());
+        auto proto = std::make_shared<keep_open_protocol>();
+        proto->lost_f = loop.create_future<void>();
+        pyco::protocol_factory pf = [proto] { return proto; };
+        pyco::connection_options co;
+        co.ssl = client_ctx();
+        co.server_hostname = "localhost";
+        auto [t, p] = co_await loop.create_connection(pf, "127.0.0.1", port_of(srv), co);
+        co_await pyco::wait_for(*proto->lost_f, 10s);
+        EXPECT_EQ(proto->data, "bye");
+        EXPECT_EQ(proto->eofs, 1);
+        EXPECT_EQ(proto->lost, nullptr);
+        EXPECT_TRUE(t->is_closing());
+        srv.close();
+        co_await srv.wait_closed();
+    };
+    pyco::run(body());
+}
+
+}  // namespace

@@ -672,7 +672,9 @@ private:
         app_state_ = app_state::eof;
         try {
             std::shared_ptr<protocol> app = app_;
-            (void)app->eof_received();  // keeping it open has no effect with TLS (asyncio warns)
+            if (app->eof_received()) {
+                detail::log_warning("returning true from eof_received() has no effect when using ssl");  // asyncio's
+            }
         } catch (...) {
             fatal_error(std::current_exception(), "Error calling eof_received()");
         }
