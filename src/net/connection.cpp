@@ -238,10 +238,14 @@ std::optional<tls_request> tls_of(const std::optional<ssl_context>& ssl, std::op
     if (shutdown && !ssl) throw value_error("ssl_shutdown_timeout is only meaningful with ssl");
     if (!ssl) return std::nullopt;
     if (handshake && handshake->count() <= 0) {
-        throw value_error("ssl_handshake_timeout should be a positive number, got " + seconds_repr(*handshake));
+        std::string m = "ssl_handshake_timeout should be a positive number, got ";
+        m += seconds_repr(*handshake);
+        throw value_error(m);
     }
     if (shutdown && shutdown->count() <= 0) {
-        throw value_error("ssl_shutdown_timeout should be a positive number, got " + seconds_repr(*shutdown));
+        std::string m = "ssl_shutdown_timeout should be a positive number, got ";
+        m += seconds_repr(*shutdown);
+        throw value_error(m);
     }
     (void)ssl->engine();  // value_error on an empty handle
     tls_request r{*ssl, {}};

@@ -185,6 +185,14 @@ TEST(Ssl, ProtocolsLargeTransferBothWaysByteForByte) {
         pyco::protocol_factory factory1 = [proto] { return proto; };
         auto [t, p] = co_await loop.create_connection(factory1, "127.0.0.1", port_of(srv), co);
         EXPECT_EQ(proto->made, 1);
+        // asyncio's FLOW_CONTROL_HIGH_WATER_SSL_WRITE: 512 KiB, low = high / 4.
+        EXPECT_EQ(t->get_write_buffer_limits(), (std::pair<std::size_t, std::size_t>{128 * 1024, 512 * 1024}));
+        try {
+            t->set_write_buffer_limits(1, 2);
+            ADD_FAILURE() << "no error";
+        } catch (const pyco::value_error& e) {
+            EXPECT_STREQ(e.what(), "high (1) must be >= low (2) must be >= 0");
+        }
         const std::string payload = pattern(8 * 1024 * 1024 + 13);
         proto->want = payload.size();
         t->write(payload);  // one big write: paused above the high-water mark

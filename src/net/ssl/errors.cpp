@@ -28,7 +28,11 @@ public:
             case SSL_ERROR_WANT_WRITE: return "SSL_ERROR_WANT_WRITE";
             case SSL_ERROR_SYSCALL: return "SSL_ERROR_SYSCALL";
             case SSL_ERROR_ZERO_RETURN: return "SSL_ERROR_ZERO_RETURN";
-            default: return "SSL error " + std::to_string(kind);
+            default: {
+                std::string m = "SSL error ";
+                m += std::to_string(kind);
+                return m;
+            }
         }
     }
 };

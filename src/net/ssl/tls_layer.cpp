@@ -359,8 +359,12 @@ public:
         }
         l = low ? *low : h / 4;
         if (h < l) {
-            throw value_error("high (" + std::to_string(h) + ") must be >= low (" + std::to_string(l) +
-                              ") must be >= 0");
+            std::string m = "high (";
+            m += std::to_string(h);
+            m += ") must be >= low (";
+            m += std::to_string(l);
+            m += ") must be >= 0";
+            throw value_error(m);
         }
         high_ = h;
         low_ = l;
