@@ -603,3 +603,64 @@ TEST(Ssl, EofReceivedReturningTrueStillCloses) {
 }
 
 }  // namespace
+
+namespace {
+
+// test_sslproto.py's test_write_after_closing and test_data_received_after_closing:
+// writes after close() are dropped quietly; the transport says it is closing.
+TEST(Ssl, WriteAfterCloseIsIgnored) {
+    auto body = []() -> coroutine<void> {
+        pyco::event_loop& loop = pyco::get_running_loop();
+        pyco::server srv = co_await pyco::start_server(echo_lines, "127.0.0.1", 0, tls_server());
+        auto proto = std::make_shared<collecting_protocol>();
+        proto->lost_f = loop.create_future<void>();
+        pyco::protocol_factory pf = [proto] { return proto; };
+        pyco::connection_options co;
+        co.ssl = client_ctx();
+        co.server_hostname = "localhost";
+        auto [t, p] = co_await loop.create_connection(pf, "127.0.0.1", port_of(srv), co);
+        t->close();
+        EXPECT_TRUE(t->is_closing());
+        t->write(std::string_view("dropped\n"));
+        t->close();  // twice: nothing more
+        co_await pyco::wait_for(*proto->lost_f, 10s);
+        EXPECT_EQ(proto->lost, nullptr);
+        EXPECT_EQ(proto->data, "");
+        t->write(std::string_view("after the loss\n"));
+        srv.close();
+        co_await srv.wait_closed();
+    };
+    pyco::run(body());
+}
+
+// test_sslproto.py's test_close_during_handshake: a server closed while a
+// client is still in its handshake aborts that connection; the client's
+// open_connection fails, nothing hangs.
+TEST(Ssl, AbortDuringTheHandshake) {
+    auto body = []() -> coroutine<void> {
+        pyco::event_loop& loop = pyco::get_running_loop();
+        pyco::socket ls(AF_INET, SOCK_STREAM, 0);
+        ls.bind(pyco::sock_address::ipv4("127.0.0.1", 0));
+        ls.listen(5);
+        auto client = pyco::create_task(pyco::open_connection("127.0.0.1", ls.getsockname().port(), [] {
+            pyco::open_connection_options o;
+            o.ssl = client_ctx();
+            o.server_hostname = "localhost";
+            return o;
+        }()));
+        auto [conn, addr] = co_await loop.sock_accept(ls);
+        std::string hello = co_await loop.sock_recv(conn, 4096);
+        EXPECT_EQ(hello.substr(0, 1), "\x16");  // a TLS handshake record
+        conn.close();
+        bool failed = false;
+        try {
+            (void)co_await pyco::wait_for(client, 10s);
+        } catch (const std::system_error&) {
+            failed = true;
+        }
+        EXPECT_TRUE(failed);
+    };
+    pyco::run(body());
+}
+
+}  // namespace
