@@ -3,11 +3,12 @@
 #   scripts/install-deps.sh [release|release-o3|sanitize|thread|debug|bench|bench-run|tour]...
 # Every build's tests need curl and python3 (the network examples are
 # driven by clients nobody here wrote: curl and CPython's asyncio), and
-# every build has the io_uring backend (liburing-dev, found by pkg-config).
+# every build has the io_uring backend (liburing-dev, found by pkg-config)
+# and TLS (pyco::ssl: libssl-dev; its interop tests drive the openssl CLI).
 # bench-run adds the peers and tools bench/net/run.py uses.
 set -euo pipefail
 
-packages=(cmake ninja-build g++-12 libgtest-dev libgmock-dev python3 curl pkg-config liburing-dev)
+packages=(cmake ninja-build g++-12 libgtest-dev libgmock-dev python3 curl pkg-config liburing-dev libssl-dev openssl)
 for preset in "$@"; do
   case "$preset" in
     release|release-o3|debug|tour) ;;

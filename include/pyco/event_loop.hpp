@@ -56,6 +56,8 @@ class server;
 class socket;
 struct server_options;
 struct unix_server_options;
+class ssl_context;
+struct start_tls_options;
 struct connection_options;
 class datagram_protocol;
 class datagram_transport;
@@ -356,6 +358,14 @@ public:
     coroutine<server> create_server(protocol_factory factory, std::vector<std::string> hosts, std::uint16_t port,
                                     server_options options);
     coroutine<server> create_unix_server(protocol_factory factory, std::string path, unix_server_options options);
+    // loop.start_tls: upgrade a connection to TLS in place (<pyco/net/ssl.hpp>).
+    // Returns the new transport once the handshake is done; `t` is then
+    // owned by the TLS layer (do not use it). The protocol's connection_made
+    // is not called again. On failure or cancellation `t` is closed.
+    coroutine<std::shared_ptr<transport>> start_tls(std::shared_ptr<transport> t, std::shared_ptr<protocol> p,
+                                                    ssl_context ctx, start_tls_options options);
+    coroutine<std::shared_ptr<transport>> start_tls(std::shared_ptr<transport> t, std::shared_ptr<protocol> p,
+                                                    ssl_context ctx);
     // Needs <pyco/net/datagram.hpp>.
     coroutine<datagram_pair> create_datagram_endpoint(datagram_protocol_factory factory, datagram_options options);
 

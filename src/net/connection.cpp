@@ -24,6 +24,8 @@
 #include <pyco/net/protocol.hpp>
 #include <pyco/net/socket.hpp>
 #include <pyco/net/transport.hpp>
+#include <pyco/future.hpp>
+#include <pyco/net/ssl.hpp>
 #include <pyco/task.hpp>
 #include <pyco/wait.hpp>
 
@@ -210,12 +212,103 @@ coroutine<socket> staggered(event_loop& loop, const std::vector<addrinfo_entry>&
     co_return std::move(*winner);
 }
 
-coroutine<connection_pair> make_connection(event_loop& loop, protocol_factory factory, socket sock) {
+// What create_connection / create_server were asked for TLS (null: none).
+struct tls_request {
+    ssl_context ctx;
+    detail::tls_options options;
+};
+
+std::string seconds_repr(std::chrono::milliseconds d) {
+    std::string s = std::to_string(static_cast<double>(d.count()) / 1000.0);
+    while (s.size() > 1 && s.back() == '0' && s[s.size() - 2] != '.') s.pop_back();
+    return s;
+}
+
+// asyncio's checks of the TLS keyword arguments (base_events.py and
+// sslproto.SSLProtocol.__init__), in its order.
+std::optional<tls_request> tls_of(const std::optional<ssl_context>& ssl, std::optional<std::string> server_hostname,
+                                  const std::string* host, std::optional<std::chrono::milliseconds> handshake,
+                                  std::optional<std::chrono::milliseconds> shutdown, bool server_side) {
+    if (server_hostname && !ssl) throw value_error("server_hostname is only meaningful with ssl");
+    if (!server_side && ssl && !server_hostname) {
+        if (!host || host->empty()) throw value_error("You must set server_hostname when using ssl without a host");
+        server_hostname = *host;
+    }
+    if (handshake && !ssl) throw value_error("ssl_handshake_timeout is only meaningful with ssl");
+    if (shutdown && !ssl) throw value_error("ssl_shutdown_timeout is only meaningful with ssl");
+    if (!ssl) return std::nullopt;
+    if (handshake && handshake->count() <= 0) {
+        std::string m = "ssl_handshake_timeout should be a positive number, got ";
+        m += seconds_repr(*handshake);
+        throw value_error(m);
+    }
+    if (shutdown && shutdown->count() <= 0) {
+        std::string m = "ssl_shutdown_timeout should be a positive number, got ";
+        m += seconds_repr(*shutdown);
+        throw value_error(m);
+    }
+    (void)ssl->engine();  // value_error on an empty handle
+    tls_request r{*ssl, {}};
+    r.options.server_side = server_side;
+    r.options.server_hostname = server_hostname.value_or(std::string());
+    if (handshake) r.options.handshake_timeout = *handshake;
+    if (shutdown) r.options.shutdown_timeout = *shutdown;
+    return r;
+}
+
+// Waits for a TLS layer's handshake; a failure or a cancellation aborts the
+// connection (its socket is closed), and the error is raised.
+coroutine<void> wait_handshake(event_loop& loop, std::shared_ptr<detail::tls_layer> layer) {
+    future<void> f = create_future<void>(loop);
+    layer->on_handshake([f](std::exception_ptr e) mutable {
+        if (f.done()) return;
+        if (e) {
+            f.set_exception(e);
+        } else {
+            f.set_result();
+        }
+    });
+    bool ok = false;
+    struct abort_unless_ok {
+        bool* ok;
+        detail::tls_layer* l;
+        ~abort_unless_ok() {
+            if (!*ok) l->abort();
+        }
+    } guard{&ok, layer.get()};
+    co_await f;
+    ok = true;
+}
+
+// A server's factory: with TLS, each connection's protocol goes under a TLS
+// layer of its own.
+protocol_factory server_factory(event_loop& loop, protocol_factory factory, const std::optional<ssl_context>& ssl,
+                                std::optional<std::chrono::milliseconds> handshake,
+                                std::optional<std::chrono::milliseconds> shutdown) {
+    std::optional<tls_request> tls = tls_of(ssl, std::nullopt, nullptr, handshake, shutdown, true);
+    if (!tls) return factory;
+    event_loop* lp = &loop;
+    return [inner = std::move(factory), t = std::move(*tls), lp]() -> std::shared_ptr<protocol> {
+        std::shared_ptr<protocol> app = inner();
+        if (!app) throw type_error("protocol factory returned no protocol");
+        return t.ctx.engine().make_layer(*lp, std::move(app), t.options)->as_protocol();
+    };
+}
+
+coroutine<connection_pair> make_connection(event_loop& loop, protocol_factory factory, socket sock,
+                                           std::optional<tls_request> tls = std::nullopt) {
     std::shared_ptr<protocol> proto = factory();
     if (!proto) throw type_error("protocol factory returned no protocol");
     set_nodelay(sock.fileno(), sock.family());
     detail::stream_transport_options o;
     o.defer_connection_made = false;  // made before create_connection returns, as asyncio's waiter ensures
+    if (tls) {
+        std::shared_ptr<detail::tls_layer> layer = tls->ctx.engine().make_layer(loop, proto, tls->options);
+        const int fd = sock.release();
+        std::shared_ptr<transport> raw = detail::make_stream_transport(loop, fd, layer->as_protocol(), std::move(o));
+        co_await wait_handshake(loop, layer);
+        co_return connection_pair{layer->app_transport(), std::move(proto)};
+    }
     const int fd = sock.release();
     std::shared_ptr<transport> t = detail::make_stream_transport(loop, fd, proto, std::move(o));
     co_return connection_pair{std::move(t), std::move(proto)};
@@ -234,6 +327,8 @@ coroutine<connection_pair> event_loop::create_connection(protocol_factory factor
 
 coroutine<connection_pair> event_loop::create_connection(protocol_factory factory, std::string host,
                                                          std::uint16_t port, connection_options o) {
+    std::optional<tls_request> tls =
+        tls_of(o.ssl, o.server_hostname, &host, o.ssl_handshake_timeout, o.ssl_shutdown_timeout, false);
     std::vector<addrinfo_entry> infos = co_await getaddrinfo(host, port, o.family, SOCK_STREAM, o.proto, o.flags);
     if (infos.empty()) throw std::system_error(EINVAL, std::generic_category(), "getaddrinfo() returned empty list");
     std::vector<addrinfo_entry> local;
@@ -265,7 +360,7 @@ coroutine<connection_pair> event_loop::create_connection(protocol_factory factor
         sock = co_await staggered(*this, infos, local, local_repr, *o.happy_eyeballs_delay, errors);
     }
     if (!sock) raise_connect_errors(std::move(errors), o.all_errors);
-    co_return co_await make_connection(*this, std::move(factory), std::move(sock));
+    co_return co_await make_connection(*this, std::move(factory), std::move(sock), std::move(tls));
 }
 
 coroutine<connection_pair> event_loop::create_connection(protocol_factory factory, socket sock) {
@@ -297,6 +392,7 @@ coroutine<server> event_loop::create_server(protocol_factory factory, std::strin
 
 coroutine<server> event_loop::create_server(protocol_factory factory, std::vector<std::string> hosts,
                                             std::uint16_t port, server_options o) {
+    factory = server_factory(*this, std::move(factory), o.ssl, o.ssl_handshake_timeout, o.ssl_shutdown_timeout);
     // asyncio: host None (here "") means every interface.
     std::vector<addrinfo_entry> infos;
     for (const std::string& h : hosts) {
@@ -336,6 +432,7 @@ coroutine<server> event_loop::create_server(protocol_factory factory, std::vecto
 }
 
 coroutine<server> event_loop::create_unix_server(protocol_factory factory, std::string path, unix_server_options o) {
+    factory = server_factory(*this, std::move(factory), o.ssl, o.ssl_handshake_timeout, o.ssl_shutdown_timeout);
     const bool abstract = path.empty() || path[0] == '\0';
     if (!abstract) {
         // asyncio: a stale socket file left by an earlier server is removed.
@@ -356,6 +453,46 @@ coroutine<server> event_loop::create_unix_server(protocol_factory factory, std::
                                      o.cleanup_socket && !abstract ? path : std::string());
     if (o.start_serving) co_await srv.start_serving();
     co_return srv;
+}
+
+coroutine<std::shared_ptr<transport>> event_loop::start_tls(std::shared_ptr<transport> t, std::shared_ptr<protocol> p,
+                                                         ssl_context ctx) {
+    return start_tls(std::move(t), std::move(p), std::move(ctx), start_tls_options{});
+}
+
+// asyncio's start_tls: the transport is paused so that no byte reaches the
+// TLS layer before its connection_made, which (like resume_reading) runs
+// from the loop; both are cancelled if the wait ends first.
+coroutine<std::shared_ptr<transport>> event_loop::start_tls(std::shared_ptr<transport> t, std::shared_ptr<protocol> p,
+                                                         ssl_context ctx, start_tls_options o) {
+    if (!t) throw type_error("start_tls: no transport");
+    if (!p) throw type_error("start_tls: no protocol");
+    std::optional<std::string> host = o.server_hostname;
+    std::optional<tls_request> tls = tls_of(ctx, o.server_side ? host : std::optional<std::string>(host.value_or("")),
+                                            nullptr, o.ssl_handshake_timeout, o.ssl_shutdown_timeout, o.server_side);
+    tls->options.call_connection_made = false;
+    std::shared_ptr<detail::tls_layer> layer = tls->ctx.engine().make_layer(*this, p, tls->options);
+    std::shared_ptr<protocol> lp = layer->as_protocol();
+    t->pause_reading();
+    t->set_protocol(lp);
+    handle made = call_soon([t, lp] { lp->connection_made(*t); });
+    handle resume = call_soon([t] { t->resume_reading(); });
+    bool ok = false;
+    struct undo {
+        bool* ok;
+        transport* t;
+        handle* made;
+        handle* resume;
+        ~undo() {
+            if (*ok) return;
+            made->cancel();
+            resume->cancel();
+            t->close();
+        }
+    } guard{&ok, t.get(), &made, &resume};
+    co_await wait_handshake(*this, layer);
+    ok = true;
+    co_return layer->app_transport();
 }
 
 }  // namespace pyco

@@ -43,6 +43,10 @@ coroutine<stream_pair> open_connection(std::string host, std::uint16_t port, ope
     o.local_addr = options.local_addr;
     o.happy_eyeballs_delay = options.happy_eyeballs_delay;
     o.interleave = options.interleave;
+    o.ssl = std::move(options.ssl);
+    o.server_hostname = std::move(options.server_hostname);
+    o.ssl_handshake_timeout = options.ssl_handshake_timeout;
+    o.ssl_shutdown_timeout = options.ssl_shutdown_timeout;
     connection_pair c = co_await loop.create_connection(std::move(factory), std::move(host), port, o);
     co_return pair_of(c, *made);
 }
@@ -70,6 +74,9 @@ coroutine<server> start_server(client_connected_cb cb, std::vector<std::string> 
     o.reuse_port = options.reuse_port;
     o.keep_alive = options.keep_alive;
     o.start_serving = options.start_serving;
+    o.ssl = std::move(options.ssl);
+    o.ssl_handshake_timeout = options.ssl_handshake_timeout;
+    o.ssl_shutdown_timeout = options.ssl_shutdown_timeout;
     co_return co_await loop.create_server(server_factory(std::move(cb), options.limit), std::move(hosts), port, o);
 }
 

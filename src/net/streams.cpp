@@ -29,6 +29,7 @@ struct stream_reader_protocol::state {
     std::optional<task<void>> cb_task;
     bool paused = false;
     bool lost = false;
+    bool over_ssl = false;  // asyncio's _over_ssl: no half-close over TLS
 };
 
 stream_reader_protocol::stream_reader_protocol(std::shared_ptr<stream_reader> reader, client_connected_cb cb)
@@ -45,6 +46,7 @@ stream_reader_protocol::~stream_reader_protocol() {
 
 void stream_reader_protocol::connection_made(pyco::transport& t) {
     st_->transport = &t;
+    st_->over_ssl = t.get_extra_info("sslcontext").has_value();
     reader_->set_transport(this);
     if (!cb_) return;
     auto self = std::static_pointer_cast<stream_reader_protocol>(
@@ -69,7 +71,9 @@ void stream_reader_protocol::data_received(std::span<const std::byte> data) { re
 
 bool stream_reader_protocol::eof_received() {
     reader_->feed_eof();
-    return true;  // keep the transport open: the writer may still write (half-close)
+    // Keep the transport open: the writer may still write (half-close);
+    // not over TLS, which has no half-close (asyncio returns False then).
+    return !st_->over_ssl;
 }
 
 void stream_reader_protocol::connection_lost(std::exception_ptr exc) {
@@ -101,6 +105,11 @@ void stream_reader_protocol::connection_lost(std::exception_ptr exc) {
     }
     st_->transport = nullptr;
     st_->cb_task.reset();
+}
+
+void stream_reader_protocol::replace_transport(pyco::transport& t) noexcept {
+    st_->transport = &t;
+    st_->over_ssl = true;
 }
 
 void stream_reader_protocol::pause_writing() { st_->paused = true; }
@@ -138,9 +147,10 @@ coroutine<void> stream_reader_protocol::closed() {
 stream_writer::stream_writer(std::shared_ptr<pyco::transport> t, std::shared_ptr<stream_reader_protocol> p,
                              std::shared_ptr<stream_reader> r)
     : transport_(std::move(t)), protocol_(std::move(p)), reader_(std::move(r)) {
-    std::weak_ptr<pyco::transport> weak = transport_;
-    closer_ = std::shared_ptr<void>(nullptr, [weak](void*) noexcept {
-        if (auto tr = weak.lock()) {
+    closer_ = std::shared_ptr<std::weak_ptr<pyco::transport>>(new std::weak_ptr<pyco::transport>(transport_),
+                                                               [](std::weak_ptr<pyco::transport>* weak) noexcept {
+        std::unique_ptr<std::weak_ptr<pyco::transport>> own(weak);
+        if (auto tr = weak->lock()) {
             try {
                 if (!tr->is_closing()) tr->close();
             } catch (...) {
@@ -168,6 +178,19 @@ coroutine<void> stream_writer::drain() {
 coroutine<void> stream_writer::wait_closed() {
     std::shared_ptr<stream_reader_protocol> p = protocol_;
     co_await p->closed();
+}
+
+coroutine<void> stream_writer::start_tls(ssl_context ctx, start_tls_options options) {
+    std::shared_ptr<stream_reader_protocol> p = protocol_;
+    options.server_side = p->server_side();
+    co_await drain();
+    std::shared_ptr<pyco::transport> old = transport_;
+    std::shared_ptr<pyco::transport> nt = co_await get_running_loop().start_tls(old, p, std::move(ctx), options);
+    transport_ = nt;
+    p->replace_transport(*nt);
+    // The last copy of this writer now closes the TLS transport (with
+    // close_notify), not the socket's under it.
+    if (closer_) *closer_ = nt;
 }
 
 }  // namespace pyco

@@ -103,3 +103,7 @@ if(NOT old_stamp STREQUAL stamp)
 endif()
 step(build "${CMAKE_COMMAND}" --build "${build}")
 step(run "${build}/consumer")
+# pyco::ssl's consumer, when pyco was built with OpenSSL.
+if(EXISTS "${build}/consumer_ssl")
+  step(run_ssl "${build}/consumer_ssl")
+endif()

@@ -45,6 +45,17 @@ struct connection_options {
     // family first). Defaults to 1 when happy_eyeballs_delay is set.
     std::optional<int> interleave;
     bool all_errors = false;
+    // TLS (Python's ssl=, server_hostname=, ...): see <pyco/net/ssl.hpp>.
+    // server_hostname defaults to host; "" turns SNI and the host name check
+    // off (the certificate chain is still verified), as asyncio. The value_errors
+    // of asyncio: "server_hostname is only meaningful with ssl", "You must
+    // set server_hostname when using ssl without a host",
+    // "ssl_handshake_timeout is only meaningful with ssl", and the same for
+    // ssl_shutdown_timeout.
+    std::optional<ssl_context> ssl;
+    std::optional<std::string> server_hostname;
+    std::optional<std::chrono::milliseconds> ssl_handshake_timeout;  // 60 s
+    std::optional<std::chrono::milliseconds> ssl_shutdown_timeout;   // 30 s
 };
 
 }  // namespace pyco

@@ -37,6 +37,7 @@
 #include <pyco/coroutine.hpp>
 #include <pyco/event_loop.hpp>
 #include <pyco/net/address.hpp>
+#include <pyco/net/ssl.hpp>
 
 namespace pyco {
 
@@ -89,6 +90,13 @@ struct server_options {
     bool reuse_port = false;
     bool keep_alive = false;  // SO_KEEPALIVE (3.13)
     bool start_serving = true;
+    // TLS (Python's ssl=): a server context (ssl_context::server() or
+    // create_default_context(ssl_purpose::client_auth)) with its
+    // certificate. Each connection's protocol gets connection_made after its
+    // handshake; a failed handshake drops that connection only.
+    std::optional<ssl_context> ssl;
+    std::optional<std::chrono::milliseconds> ssl_handshake_timeout;  // 60 s
+    std::optional<std::chrono::milliseconds> ssl_shutdown_timeout;   // 30 s
 };
 
 struct unix_server_options {
@@ -97,6 +105,10 @@ struct unix_server_options {
     // Remove the socket file when the server closes (3.13's cleanup_socket),
     // unless it is gone or another socket replaced it (same inode check).
     bool cleanup_socket = true;
+    // TLS, as server_options.
+    std::optional<ssl_context> ssl;
+    std::optional<std::chrono::milliseconds> ssl_handshake_timeout;  // 60 s
+    std::optional<std::chrono::milliseconds> ssl_shutdown_timeout;   // 30 s
 };
 
 namespace detail {

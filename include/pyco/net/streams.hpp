@@ -77,6 +77,12 @@ public:
     [[nodiscard]] coroutine<void> drain();
     // Until the connection is lost; raises the error it was lost with.
     [[nodiscard]] coroutine<void> wait_closed();
+    // StreamWriter.start_tls (3.11): drain, then upgrade the connection in
+    // place; this writer and its reader go on over TLS. Server side when the
+    // stream came from start_server (options.server_side is not used).
+    // Other copies of this writer keep the plain transport: upgrade through
+    // the copy you write with.
+    [[nodiscard]] coroutine<void> start_tls(ssl_context ctx, start_tls_options options = {});
 
 private:
     std::shared_ptr<pyco::transport> transport_;
@@ -84,7 +90,8 @@ private:
     std::shared_ptr<stream_reader> reader_;
     // Shared by every copy; the last one to go closes the transport if it is
     // still open (CPython 3.12's StreamWriter.__del__).
-    std::shared_ptr<void> closer_;
+    // start_tls points it at the TLS transport.
+    std::shared_ptr<std::weak_ptr<pyco::transport>> closer_;
 };
 
 // The callback start_server runs (as a task) for each connection.
@@ -105,6 +112,9 @@ public:
     void resume_writing() override;
 
     const std::shared_ptr<stream_reader>& reader() const noexcept { return reader_; }
+    // For stream_writer::start_tls.
+    bool server_side() const noexcept { return static_cast<bool>(cb_); }
+    void replace_transport(pyco::transport& t) noexcept;
     // For stream_writer.
     [[nodiscard]] coroutine<void> drain_helper();
     [[nodiscard]] coroutine<void> closed();
@@ -130,6 +140,17 @@ struct open_connection_options {
     // Reorder addresses so that families alternate (1: the first family
     // first, then alternate). Defaults to 1 with happy_eyeballs_delay.
     std::optional<int> interleave;
+    // TLS (Python's ssl=, server_hostname=, ...): see <pyco/net/ssl.hpp>.
+    // server_hostname defaults to host; "" turns SNI and the host name check
+    // off (the certificate chain is still verified), as asyncio. The value_errors
+    // of asyncio: "server_hostname is only meaningful with ssl", "You must
+    // set server_hostname when using ssl without a host",
+    // "ssl_handshake_timeout is only meaningful with ssl", and the same for
+    // ssl_shutdown_timeout.
+    std::optional<ssl_context> ssl;
+    std::optional<std::string> server_hostname;
+    std::optional<std::chrono::milliseconds> ssl_handshake_timeout;  // 60 s
+    std::optional<std::chrono::milliseconds> ssl_shutdown_timeout;   // 30 s
 };
 
 struct start_server_options {
@@ -141,6 +162,13 @@ struct start_server_options {
     bool reuse_port = false;
     bool keep_alive = false;
     bool start_serving = true;
+    // TLS (Python's ssl=): a server context (ssl_context::server() or
+    // create_default_context(ssl_purpose::client_auth)) with its
+    // certificate. Each connection's protocol gets connection_made after its
+    // handshake; a failed handshake drops that connection only.
+    std::optional<ssl_context> ssl;
+    std::optional<std::chrono::milliseconds> ssl_handshake_timeout;  // 60 s
+    std::optional<std::chrono::milliseconds> ssl_shutdown_timeout;   // 30 s
 };
 
 using stream_pair = std::pair<std::shared_ptr<stream_reader>, stream_writer>;
