@@ -12,6 +12,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <any>
 #include <atomic>
 #include <cstdlib>
 #include <filesystem>
@@ -23,6 +25,7 @@
 
 #include <pyco/errors.hpp>
 #include <pyco/event_loop.hpp>
+#include <pyco/net/transport.hpp>
 #include <pyco/run.hpp>
 #include <pyco/sleep.hpp>
 #include <pyco/task.hpp>
@@ -545,6 +548,68 @@ TEST(Subprocess, LoopClosedBeforeExitLeavesNoZombie) {
     pyco::run(body());
     for (int i = 0; i < 400 && proc_state(pid) != 0; ++i) ::usleep(10000);
     EXPECT_EQ(proc_state(pid), 0) << "left as " << proc_state(pid);
+}
+
+std::size_t open_fd_count() {
+    std::size_t n = 0;
+    for ([[maybe_unused]] auto& e : std::filesystem::directory_iterator("/proc/self/fd")) ++n;
+    return n;
+}
+
+// test_popen_error: a failed spawn leaks no pipe.
+TEST(Subprocess, FailedSpawnLeaksNoFd) {
+    auto body = []() -> coroutine<void> {
+        const std::size_t before = open_fd_count();
+        for (int i = 0; i < 3; ++i) {
+            try {
+                (void)co_await pyco::create_subprocess_exec("pyco-no-such-program", {}, pipes(true, true, true));
+            } catch (const pyco::file_not_found_error&) {
+            }
+        }
+        EXPECT_EQ(open_fd_count(), before);
+    };
+    pyco::run(body());
+}
+
+// test_stdin_not_inheritable: the parent's pipe ends are close-on-exec, so
+// a later child (even with close_fds=false) does not inherit them.
+TEST(Subprocess, ParentPipeEndsAreNotInherited) {
+    auto body = []() -> coroutine<void> {
+        pyco::process a = co_await pyco::create_subprocess_exec("cat", {}, pipes(true, true, false));
+        subprocess_options o = pipes(false, true, false);
+        o.close_fds = false;
+        std::vector<std::string> args{"/proc/self/fd"};
+        pyco::process b = co_await pyco::create_subprocess_exec("ls", args, o);
+        auto [out, err] = co_await b.communicate();
+        std::string fds = " " + out;
+        for (char& ch : fds) if (ch == '\n') ch = ' ';
+        for (int fd : {0, 1}) {
+            std::any pipe_fd = a.transport()->get_pipe_transport(fd)->get_extra_info("pipe");
+            int n = std::any_cast<int>(pipe_fd);
+            EXPECT_EQ(fds.find(" " + std::to_string(n) + " "), std::string::npos) << n << " in " << out;
+        }
+        a.stdin.close();
+        (void)co_await a.communicate();
+    };
+    pyco::run(body());
+}
+
+// test_pause_reading: a small limit pauses the stdout pipe while nobody
+// reads; reading resumes it; nothing is lost.
+TEST(Subprocess, StdoutFlowControlPausesThePipe) {
+    auto body = []() -> coroutine<void> {
+        subprocess_options o = pipes(false, true, false);
+        o.limit = 1024;
+        std::vector<std::string> args{"-c", "1000000", "/dev/zero"};
+        pyco::process p = co_await pyco::create_subprocess_exec("head", args, o);
+        std::shared_ptr<pyco::transport> pipe = p.transport()->get_pipe_transport(1);
+        for (int i = 0; i < 1000 && pipe->is_reading(); ++i) co_await pyco::sleep(1ms);
+        EXPECT_FALSE(pipe->is_reading());
+        std::string all = co_await p.stdout->read();
+        EXPECT_EQ(all.size(), 1000000u);
+        EXPECT_EQ(co_await p.wait(), 0);
+    };
+    pyco::run(body());
 }
 
 TEST(Subprocess, BadOptions) {
