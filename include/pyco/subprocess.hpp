@@ -23,8 +23,10 @@
 //
 // Cancellation: cancelling wait() or communicate() leaves the child running
 // and watched; a later wait() returns its code. A cancelled communicate()
-// loses no output byte that it had not returned: what was read stays in
-// stdout/stderr... except what its reads had already taken, as CPython.
+// loses no output: its reads to EOF leave every byte in stdout/stderr until
+// EOF (stream_reader's read() rule; CPython's would drop what it gathered),
+// so a later read gets them; part of the input may have been written, and
+// stdin is then left open.
 //
 // GCC 12: a braced list written as an argument inside a co_await
 // full-expression is rejected by GCC 12 ("array used as initializer",
@@ -72,9 +74,9 @@ public:
     [[nodiscard]] coroutine<int> wait();
     // Writes input (if any) to stdin and closes it; reads stdout and stderr
     // to their end at the same time (no deadlock, however large); then
-    // wait(). An output that is not PIPE reads as "". A broken pipe or
-    // reset on stdin is ignored, as CPython. runtime_error if input is given
-    // but stdin is not PIPE.
+    // wait(). An output that is not PIPE reads as "" (Python: None). A
+    // broken pipe or reset on stdin is ignored, and input is dropped when
+    // stdin is not PIPE, as CPython does.
     [[nodiscard]] coroutine<std::pair<std::string, std::string>> communicate(
         std::optional<std::string> input = std::nullopt);
     // Nothing once the child has exited (not yet waited for);

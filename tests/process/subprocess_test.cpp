@@ -348,7 +348,7 @@ TEST(Subprocess, CancelWaitLeavesChildRunning) {
 
 TEST(Subprocess, CancelCommunicateLeavesChildRunning) {
     auto body = []() -> coroutine<void> {
-        pyco::process p = co_await pyco::create_subprocess_shell("echo first; exec sleep 100", pipes(true, true, false));
+        pyco::process p = co_await pyco::create_subprocess_shell("echo first; echo second; exec sleep 100", pipes(true, true, false));
         std::string first = co_await p.stdout->readline();
         EXPECT_EQ(first, "first\n");
         pyco::task<std::pair<std::string, std::string>> t = pyco::create_task(p.communicate());
@@ -362,6 +362,8 @@ TEST(Subprocess, CancelCommunicateLeavesChildRunning) {
         }
         EXPECT_TRUE(cancelled);
         EXPECT_FALSE(p.returncode());
+        // What the cancelled communicate() had read is still there.
+        EXPECT_EQ(co_await p.stdout->readline(), "second\n");
         p.kill();
         EXPECT_EQ(co_await p.wait(), -SIGKILL);
     };
