@@ -368,7 +368,10 @@ public:
     // Need <pyco/subprocess_transport.hpp>. argv[0] is the program (PATH
     // searched unless it has a '/'); subprocess_shell runs /bin/sh -c cmd.
     // Return once the protocol's connection_made has run; spawn failures
-    // raise file_not_found_error / permission_error (os_error.hpp).
+    // raise file_not_found_error / permission_error (os_error.hpp). Without
+    // options, stdin, stdout and stderr are all PIPE (asyncio's defaults
+    // here); with options, as given (subprocess_options' own defaults are
+    // create_subprocess_exec's: inherit).
     coroutine<subprocess_pair> subprocess_exec(subprocess_protocol_factory factory, std::vector<std::string> argv);
     coroutine<subprocess_pair> subprocess_exec(subprocess_protocol_factory factory, std::vector<std::string> argv,
                                                subprocess_options options);

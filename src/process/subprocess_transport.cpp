@@ -337,14 +337,23 @@ coroutine<subprocess_pair> event_loop::subprocess_exec(subprocess_protocol_facto
     co_return detail::start_subprocess(*this, std::move(factory), argv, options);
 }
 
+namespace {
+// loop.subprocess_exec/shell's defaults: stdin, stdout, stderr all PIPE.
+subprocess_options all_pipes() {
+    subprocess_options o;
+    o.stdin = o.stdout = o.stderr = subprocess::PIPE;
+    return o;
+}
+}  // namespace
+
 coroutine<subprocess_pair> event_loop::subprocess_exec(subprocess_protocol_factory factory,
                                                        std::vector<std::string> argv) {
-    co_return detail::start_subprocess(*this, std::move(factory), argv, subprocess_options{});
+    co_return detail::start_subprocess(*this, std::move(factory), argv, all_pipes());
 }
 
 coroutine<subprocess_pair> event_loop::subprocess_shell(subprocess_protocol_factory factory, std::string cmd) {
     std::vector<std::string> argv{"/bin/sh", "-c", std::move(cmd)};
-    co_return detail::start_subprocess(*this, std::move(factory), argv, subprocess_options{});
+    co_return detail::start_subprocess(*this, std::move(factory), argv, all_pipes());
 }
 
 coroutine<subprocess_pair> event_loop::subprocess_shell(subprocess_protocol_factory factory, std::string cmd,

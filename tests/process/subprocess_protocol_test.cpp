@@ -146,16 +146,27 @@ TEST(SubprocessProtocol, StdinFlowControl) {
     pyco::run(body());
 }
 
-// The default overloads (no options): everything inherited.
-TEST(SubprocessProtocol, DefaultOptions) {
+// The overloads without options: stdin, stdout, stderr are PIPE, as
+// asyncio's loop.subprocess_exec/subprocess_shell defaults.
+TEST(SubprocessProtocol, DefaultOptionsArePipes) {
     auto body = []() -> coroutine<void> {
         pyco::event_loop& loop = pyco::get_running_loop();
-        auto [t, p] = co_await loop.subprocess_shell(factory(), "exit 2");
-        EXPECT_EQ(t->get_pipe_transport(0), nullptr);
+        auto [t, p] = co_await loop.subprocess_shell(factory(), "echo o; echo e >&2; exit 2");
+        EXPECT_NE(t->get_pipe_transport(0), nullptr);
+        EXPECT_NE(t->get_pipe_transport(1), nullptr);
+        EXPECT_NE(t->get_pipe_transport(2), nullptr);
+        t->get_pipe_transport(0)->close();
         EXPECT_EQ(co_await t->wait(), 2);
+        EXPECT_EQ(made->out, "o\n");
+        EXPECT_EQ(made->err, "e\n");
         std::vector<std::string> argv{"true"};
         auto [t2, p2] = co_await loop.subprocess_exec(factory(), argv);
+        EXPECT_NE(t2->get_pipe_transport(1), nullptr);
         EXPECT_EQ(co_await t2->wait(), 0);
+        // With options: as given (inherit by default).
+        auto [t3, p3] = co_await loop.subprocess_shell(factory(), "exit 0", subprocess_options{});
+        EXPECT_EQ(t3->get_pipe_transport(1), nullptr);
+        EXPECT_EQ(co_await t3->wait(), 0);
     };
     pyco::run(body());
 }
