@@ -69,6 +69,11 @@ using protocol_factory = std::function<std::shared_ptr<protocol>()>;
 using connection_pair = std::pair<std::shared_ptr<transport>, std::shared_ptr<protocol>>;
 class sock_address;
 struct addrinfo_entry;
+struct subprocess_options;
+class subprocess_protocol;
+class subprocess_transport;
+using subprocess_protocol_factory = std::function<std::shared_ptr<subprocess_protocol>()>;
+using subprocess_pair = std::pair<std::shared_ptr<subprocess_transport>, std::shared_ptr<subprocess_protocol>>;
 
 namespace detail {
 
@@ -368,6 +373,21 @@ public:
                                                     ssl_context ctx);
     // Needs <pyco/net/datagram.hpp>.
     coroutine<datagram_pair> create_datagram_endpoint(datagram_protocol_factory factory, datagram_options options);
+
+    // --- subprocesses (src/process/) ---
+    // Need <pyco/subprocess_transport.hpp>. argv[0] is the program (PATH
+    // searched unless it has a '/'); subprocess_shell runs /bin/sh -c cmd.
+    // Return once the protocol's connection_made has run; spawn failures
+    // raise file_not_found_error / permission_error (os_error.hpp). Without
+    // options, stdin, stdout and stderr are all PIPE (asyncio's defaults
+    // here); with options, as given (subprocess_options' own defaults are
+    // create_subprocess_exec's: inherit).
+    coroutine<subprocess_pair> subprocess_exec(subprocess_protocol_factory factory, std::vector<std::string> argv);
+    coroutine<subprocess_pair> subprocess_exec(subprocess_protocol_factory factory, std::vector<std::string> argv,
+                                               subprocess_options options);
+    coroutine<subprocess_pair> subprocess_shell(subprocess_protocol_factory factory, std::string cmd);
+    coroutine<subprocess_pair> subprocess_shell(subprocess_protocol_factory factory, std::string cmd,
+                                                subprocess_options options);
 
     // --- errors ---
     void set_exception_handler(exception_handler h) { handler_ = std::move(h); }

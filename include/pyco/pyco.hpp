@@ -40,3 +40,7 @@
 #include <pyco/net/stream_reader.hpp>
 #include <pyco/net/streams.hpp>
 #include <pyco/net/transport.hpp>
+
+// Subprocesses.
+#include <pyco/subprocess.hpp>
+#include <pyco/subprocess_transport.hpp>

@@ -26,6 +26,8 @@ std::exception_ptr make_os_error(int err, const std::string& what) {
     case EACCES:
     case EPERM:
         return std::make_exception_ptr(permission_error(err, what));
+    case ESRCH:
+        return std::make_exception_ptr(process_lookup_error(err, what));
     default:
         return std::make_exception_ptr(std::system_error(err, std::generic_category(), what));
     }

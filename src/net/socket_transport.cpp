@@ -19,6 +19,7 @@
 #include "socket_transport.hpp"
 #include "sock_registry.hpp"
 
+#include <fcntl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -71,7 +72,8 @@ namespace {
 class stream_transport final : public transport, private loop_owned {
 public:
     stream_transport(event_loop& loop, int fd, std::shared_ptr<protocol> proto, stream_transport_options o)
-        : loop_(&loop), fd_(fd), pipe_(o.is_pipe), on_lost_(std::move(o.on_lost)) {
+        : loop_(&loop), fd_(fd), pipe_(o.is_pipe || o.pipe_write_only), write_only_(o.pipe_write_only),
+          on_lost_(std::move(o.on_lost)) {
         set_protocol(std::move(proto));
         rop_.on_complete = &on_read;
         rop_.user = this;
@@ -79,6 +81,16 @@ public:
         rop_.code = io_opcode::recv_stream;
         rop_.flags = io_flag_stream | (pipe_ ? io_flag_pipe : 0);
         rop_.get_buffer = &read_room;
+        if (write_only_) {
+            // The readiness is watched on a duplicate: a backend does not mix
+            // add_reader-style polls with a transport's operations on one fd.
+            hup_fd_ = ::fcntl(fd, F_DUPFD_CLOEXEC, 0);
+            rop_.fd = hup_fd_;
+            rop_.code = io_opcode::poll_read;
+            rop_.flags = 0;
+            rop_.get_buffer = nullptr;
+            rop_.on_complete = &on_reader_gone;
+        }
         wop_.on_complete = &on_written;
         wop_.user = this;
         wop_.fd = fd;
@@ -190,6 +202,10 @@ public:
         maybe_pause_protocol();
     }
     void write_eof() override {
+        if (write_only_) {
+            close();
+            return;
+        }
         if (closing_ || eof_requested_) return;
         eof_requested_ = true;
         if (buffered_ == 0 && !wop_live_) shutdown_write();
@@ -239,6 +255,7 @@ private:
 
     void start_reading() {
         if (rop_live_ || read_eof_ || conn_lost_) return;
+        if (write_only_ && hup_fd_ < 0) return;  // no duplicate to be had (EMFILE): not watched
         rop_live_ = true;
         loop_->backend().submit(rop_);  // multishot: never completes inline
     }
@@ -278,6 +295,20 @@ private:
             if (t->is_reading() && !t->conn_lost_) t->start_reading();
         } else {
             t->fatal_error(make_os_error(static_cast<int>(-r.res), "read"), "Fatal read error on socket transport");
+        }
+        if (!r.more) t->maybe_finish();
+    }
+
+    // The write end of a pipe was readable: its read end has closed.
+    static void on_reader_gone(io_op& op, const io_result& r) {
+        auto* t = static_cast<stream_transport*>(op.user);
+        if (!r.more) t->rop_live_ = false;
+        if (r.res != -ECANCELED && !t->conn_lost_) {
+            if (t->buffered_ > 0) {
+                t->force_close(make_os_error(EPIPE, "write"));
+            } else {
+                t->force_close(nullptr);
+            }
         }
         if (!r.more) t->maybe_finish();
     }
@@ -501,6 +532,8 @@ private:
         if (!lost_called_ || rop_live_ || wop_live_ || fd_ < 0) return;
         loop_->backend().close_fd(fd_);
         fd_ = -1;
+        if (hup_fd_ >= 0) loop_->backend().close_fd(hup_fd_);
+        hup_fd_ = -1;
         wbuf_.clear();
         buffered_ = 0;
         held_.clear();
@@ -514,6 +547,8 @@ private:
         rop_live_ = wop_live_ = false;
         if (fd_ >= 0) ::close(fd_);
         fd_ = -1;
+        if (hup_fd_ >= 0) ::close(hup_fd_);
+        hup_fd_ = -1;
         wbuf_.clear();
         buffered_ = 0;
         held_.clear();
@@ -524,6 +559,8 @@ private:
     event_loop* loop_;
     int fd_;
     bool pipe_;
+    bool write_only_;
+    int hup_fd_ = -1;  // write_only_: a duplicate of fd_ watched for the read end's close
     std::function<void()> on_lost_;
     std::shared_ptr<protocol> proto_;
     buffered_protocol* buffered_proto_ = nullptr;

@@ -15,6 +15,14 @@ namespace pyco::detail {
 
 struct stream_transport_options {
     bool is_pipe = false;  // read(2)/write(2) instead of recv/send
+    // The write end of a pipe (asyncio's _UnixWritePipeTransport; implies
+    // is_pipe): nothing is read. Its readiness for reading means the read
+    // end closed (epoll and io_uring report POLLERR; watched on a dup of the
+    // fd, since a backend keeps add_reader-style polls and a transport's
+    // operations on different fds): the transport is then
+    // lost, with broken_pipe_error if bytes were still buffered. write_eof()
+    // closes it (a pipe has no half-close).
+    bool pipe_write_only = false;
     // Call connection_made from the loop (asyncio's call_soon) rather than
     // at once; a server's accept path does it at once, it is already a callback.
     bool defer_connection_made = true;

@@ -14,7 +14,8 @@
 //   ├── file_not_found_error              (FileNotFoundError: ENOENT)
 //   ├── is_a_directory_error              (IsADirectoryError: EISDIR)
 //   ├── not_a_directory_error             (NotADirectoryError: ENOTDIR)
-//   └── permission_error                  (PermissionError: EACCES, EPERM)
+//   ├── permission_error                  (PermissionError: EACCES, EPERM)
+//   └── process_lookup_error              (ProcessLookupError: ESRCH)
 //
 // make_os_error maps errno to every type above, whatever the call, as
 // Python's OSError constructor does (a Unix socket bound in a missing
@@ -63,6 +64,7 @@ PYCO_DEFINE_OS_ERROR(file_not_found_error)
 PYCO_DEFINE_OS_ERROR(is_a_directory_error)
 PYCO_DEFINE_OS_ERROR(not_a_directory_error)
 PYCO_DEFINE_OS_ERROR(permission_error)
+PYCO_DEFINE_OS_ERROR(process_lookup_error)
 
 #undef PYCO_DEFINE_OS_ERROR
 
