@@ -11,5 +11,6 @@ int main() {
     tour::part_two();
     tour::part_three();
     tour::part_four();
+    tour::part_five();
     return 0;
 }

@@ -31,5 +31,9 @@ void part_three();
 // Part four: networking (a server and a client in one program) and async
 // files: a file read, then an HTTP request, in both styles.
 void part_four();
+// Part five: subprocesses (a certificate made by `openssl req`, signals, a
+// pipeline with back-pressure) and TLS (ssl=, a refused certificate,
+// STARTTLS).
+void part_five();
 
 }  // namespace tour
