@@ -11,7 +11,9 @@
 # variables. Its #include lines are moved to the top of the file. A #line
 # directive before each block makes the compiler's messages name the
 # Markdown file and line. A block whose fence reads ```cpp not-compiled is
-# left out (for code that shows what does not compile).
+# left out (for code that shows what does not compile). With -DNO_SSL=ON, so
+# is a block whose fence reads ```cpp needs-ssl (TLS examples, which need
+# pyco::ssl, absent where OpenSSL was not found).
 
 cmake_minimum_required(VERSION 3.25)
 if(NOT ROOT OR NOT DOCS OR NOT OUTPUT)
@@ -67,7 +69,7 @@ foreach(doc IN LISTS docs)
     string(SUBSTRING "${text}" ${close} -1 text)
     count_lines("${code}" n)
     math(EXPR line "${first} + ${n}")  # the closing fence's line
-    if(fence MATCHES "not-compiled")
+    if(fence MATCHES "not-compiled" OR (NO_SSL AND fence MATCHES "needs-ssl"))
       continue()
     endif()
     # #include lines go to the top (a header opened inside a namespace
