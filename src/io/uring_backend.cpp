@@ -56,6 +56,11 @@
 // signal-safe) that a read SQE in the ring watches; the read is the
 // backend's own, not counted by pending(), so an idle loop sleeps.
 //
+// Fault injection (detail/faults.hpp): where arm() would write an SQE for a
+// transfer or an accept, the loop's injector may answer in the kernel's
+// place with the CQE it could have given (EAGAIN, or a fatal error), before
+// anything was transferred; on_cqe handles it as it would the kernel's.
+//
 // The destructor cancels everything still in the kernel and waits (bounded)
 // for each last CQE, so the kernel writes into nothing after it returns.
 #include <pyco/detail/io_backend.hpp>
@@ -75,10 +80,13 @@
 
 #include <cerrno>
 #include <climits>
+#include <cstdio>
 #include <cstring>
 #include <deque>
 #include <system_error>
 #include <vector>
+
+#include <pyco/detail/faults.hpp>
 
 #include "try_transfer.hpp"
 #include "uring_buffers.hpp"
@@ -352,7 +360,52 @@ io_status uring_backend::submit(io_op& op) {
     return io_status::pending;
 }
 
+// The CQE the injector gives instead of arming op (0: none).
+int uring_fault(io_op& op, fault_injector& f) noexcept {
+    std::uint32_t allowed = 0;
+    switch (op.code) {
+    case io_opcode::recv:
+    case io_opcode::recv_stream:
+        allowed = fk_eagain | fk_enomem;
+        if (!(op.flags & io_flag_pipe)) allowed |= fk_reset;
+        break;
+    case io_opcode::send:
+        allowed = fk_eagain | fk_enomem | fk_enobufs | fk_epipe;
+        if (!(op.flags & io_flag_pipe)) allowed |= fk_reset;
+        break;
+    case io_opcode::recvfrom:
+        allowed = fk_eagain | fk_enomem;
+        break;
+    case io_opcode::sendto:
+        allowed = fk_eagain | fk_enomem | fk_enobufs;
+        break;
+    case io_opcode::accept:
+        allowed = fk_eagain | fk_emfile | fk_enobufs | fk_enomem;
+        ++f.counts().accept_calls;
+        break;
+    default:
+        return 0;
+    }
+    const std::uint32_t kind = f.pick(allowed);
+    if (kind && f.trace) std::fprintf(stderr, "  on io_uring op %d fd %d\n", static_cast<int>(op.code), op.fd);
+    switch (kind) {
+    case fk_eagain: return -EAGAIN;
+    case fk_reset: return -ECONNRESET;
+    case fk_epipe: return -EPIPE;
+    case fk_enobufs: return -ENOBUFS;
+    case fk_enomem: return -ENOMEM;
+    case fk_emfile: return -EMFILE;
+    default: return 0;
+    }
+}
+
 void uring_backend::arm(io_op& op) {
+    if (fault_injector* f = active_faults()) {
+        if (const int res = uring_fault(op, *f)) {
+            on_cqe(op, res, 0, true);
+            return;
+        }
+    }
     io_uring_sqe* sqe = get_sqe();
     if (!sqe) {
         backlog_.push_back(&op);
@@ -538,6 +591,8 @@ void uring_backend::flush_backlog() {
 }
 
 void uring_backend::wait(std::optional<std::chrono::nanoseconds> timeout) {
+    // Tried receives' injected EAGAINs owe nothing here: a poll follows.
+    if (fault_injector* f = active_faults()) f->owed_edges.clear();
     if (!backlog_.empty() || !cancel_backlog_.empty()) flush_backlog();
     const unsigned kflags = __atomic_load_n(ring_.sq.kflags, __ATOMIC_RELAXED);
     const bool now = io_uring_cq_ready(&ring_) > 0 || (timeout && timeout->count() <= 0);
