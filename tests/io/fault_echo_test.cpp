@@ -68,8 +68,8 @@ coroutine<void> streams_echo(std::uint64_t seed, outcome& out) {
     };
     pyco::server srv = co_await pyco::start_server(echo, "127.0.0.1", 0);
     const std::uint16_t port = srv.sockets().at(0).port();
-    auto [r, w] = co_await pyco::open_connection("127.0.0.1", port);
-    auto writer = [&, w = w]() mutable -> coroutine<void> {
+    auto [rd, wr] = co_await pyco::open_connection("127.0.0.1", port);
+    auto writer = [&, w = wr]() mutable -> coroutine<void> {
         try {
             std::size_t pos = 0;
             while (pos < out.sent.size()) {
@@ -83,7 +83,7 @@ coroutine<void> streams_echo(std::uint64_t seed, outcome& out) {
             out.errors.push_back(fault_test::classify(std::current_exception()));
         }
     };
-    auto reader = [&, r = r]() -> coroutine<void> {
+    auto reader = [&, r = rd]() -> coroutine<void> {
         try {
             for (;;) {
                 std::string chunk = co_await r->read(128 * 1024);
@@ -100,9 +100,9 @@ coroutine<void> streams_echo(std::uint64_t seed, outcome& out) {
         out.finished = true;
     } catch (const pyco::timeout_error&) {
     }
-    w.close();
+    wr.close();
     try {
-        co_await w.wait_closed();
+        co_await wr.wait_closed();
     } catch (...) {
         out.errors.push_back(fault_test::classify(std::current_exception()));
     }

@@ -70,8 +70,8 @@ coroutine<void> http_session(std::uint64_t seed, outcome& out) {
         return p;
     };
     pyco::server srv = co_await loop.create_server(factory, "127.0.0.1", 0);
-    auto [r, w] = co_await pyco::open_connection("127.0.0.1", srv.sockets().at(0).port());
-    auto writer = [&, w = w]() mutable -> coroutine<void> {
+    auto [rd, wr] = co_await pyco::open_connection("127.0.0.1", srv.sockets().at(0).port());
+    auto writer = [&, w = wr]() mutable -> coroutine<void> {
         try {
             std::size_t pos = 0;
             while (pos < requests.size()) {
@@ -84,7 +84,7 @@ coroutine<void> http_session(std::uint64_t seed, outcome& out) {
             out.errors.push_back(fault_test::classify(std::current_exception()));
         }
     };
-    auto reader = [&, r = r]() -> coroutine<void> {
+    auto reader = [&, r = rd]() -> coroutine<void> {
         try {
             for (;;) {
                 std::string chunk = co_await r->read(64 * 1024);
@@ -101,9 +101,9 @@ coroutine<void> http_session(std::uint64_t seed, outcome& out) {
         out.finished = true;
     } catch (const pyco::timeout_error&) {
     }
-    w.close();
+    wr.close();
     try {
-        co_await w.wait_closed();
+        co_await wr.wait_closed();
     } catch (...) {
         out.errors.push_back(fault_test::classify(std::current_exception()));
     }

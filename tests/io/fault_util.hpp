@@ -6,7 +6,8 @@
 //     side saw an error: there is no silent loss;
 //   - typing: every error that surfaced is one of the types an injected
 //     kernel error maps to (connection_reset_error, broken_pipe_error, or an
-//     OSError with ENOBUFS/ENOMEM, as make_os_error makes them), never
+//     OSError with ENOBUFS/ENOMEM/EMFILE, as make_os_error makes them, and
+//     ENOTCONN from a shutdown() after the peer reset), never
 //     anything else, never a crash;
 //   - no hang: each schedule runs under a timeout;
 //   - no leak: the fds open after the loop closed are those open before it,
@@ -61,7 +62,10 @@ inline std::string classify(std::exception_ptr e) {
         if (c == ENOBUFS) return "ENOBUFS";
         if (c == ENOMEM) return "ENOMEM";
         if (c == EMFILE) return "EMFILE";  // accept's, reported by the server
+        if (c == ENOTCONN) return "ENOTCONN";  // shutdown() after the peer's reset
         return std::string("UNEXPECTED system_error: ") + x.what();
+    } catch (const pyco::cancelled_error&) {
+        return "UNEXPECTED: cancelled (by the schedule's timeout?)";
     } catch (const std::exception& x) {
         return std::string("UNEXPECTED: ") + x.what();
     } catch (...) {
