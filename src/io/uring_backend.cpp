@@ -58,7 +58,7 @@
 //
 // Fault injection (detail/faults.hpp): where arm() would write an SQE for a
 // transfer or an accept, the loop's injector may answer in the kernel's
-// place with the CQE it could have given (EAGAIN, or a fatal error), before
+// place with the CQE it could have given (EAGAIN, EINTR, or a fatal error), before
 // anything was transferred; on_cqe handles it as it would the kernel's.
 //
 // The destructor cancels everything still in the kernel and waits (bounded)
@@ -366,21 +366,21 @@ int uring_fault(io_op& op, fault_injector& f) noexcept {
     switch (op.code) {
     case io_opcode::recv:
     case io_opcode::recv_stream:
-        allowed = fk_eagain | fk_enomem;
+        allowed = fk_eagain | fk_eintr | fk_enomem;
         if (!(op.flags & io_flag_pipe)) allowed |= fk_reset;
         break;
     case io_opcode::send:
-        allowed = fk_eagain | fk_enomem | fk_enobufs | fk_epipe;
+        allowed = fk_eagain | fk_eintr | fk_enomem | fk_enobufs | fk_epipe;
         if (!(op.flags & io_flag_pipe)) allowed |= fk_reset;
         break;
     case io_opcode::recvfrom:
-        allowed = fk_eagain | fk_enomem;
+        allowed = fk_eagain | fk_eintr | fk_enomem;
         break;
     case io_opcode::sendto:
-        allowed = fk_eagain | fk_enomem | fk_enobufs;
+        allowed = fk_eagain | fk_eintr | fk_enomem | fk_enobufs;
         break;
     case io_opcode::accept:
-        allowed = fk_eagain | fk_emfile | fk_enobufs | fk_enomem;
+        allowed = fk_eagain | fk_eintr | fk_emfile | fk_enobufs | fk_enomem;
         ++f.counts().accept_calls;
         break;
     default:
@@ -390,6 +390,7 @@ int uring_fault(io_op& op, fault_injector& f) noexcept {
     if (kind && f.trace) std::fprintf(stderr, "  on io_uring op %d fd %d\n", static_cast<int>(op.code), op.fd);
     switch (kind) {
     case fk_eagain: return -EAGAIN;
+    case fk_eintr: return -EINTR;
     case fk_reset: return -ECONNRESET;
     case fk_epipe: return -EPIPE;
     case fk_enobufs: return -ENOBUFS;
@@ -706,8 +707,10 @@ void uring_backend::on_cqe(io_op& op, int res, unsigned flags, bool last) {
             if (last) continue_multishot(op);
             return;
         }
-        if (op.code == io_opcode::accept && (res == -ECONNABORTED || res == -EPROTO || res == -EINTR)) {
-            if (last) continue_multishot(op);  // the peer gave up: the next one
+        if (res == -EINTR || (op.code == io_opcode::accept && (res == -ECONNABORTED || res == -EPROTO))) {
+            // Interrupted (nothing was transferred), or the peer gave up:
+            // go on, as asyncio retries InterruptedError.
+            if (last) continue_multishot(op);
             return;
         }
         if (res == -EAGAIN && last && !cancelled) {
@@ -727,6 +730,13 @@ void uring_backend::on_cqe(io_op& op, int res, unsigned flags, bool last) {
     }
     if (res == -EAGAIN && !cancelled) {
         arm_poll(op);
+        return;
+    }
+    if (res == -EINTR && !cancelled) {
+        // io_uring/net.c turns an interrupted attempt (-ERESTARTSYS) into
+        // -EINTR, having transferred nothing: submit it again, as asyncio
+        // retries InterruptedError (it is not the transport's error).
+        arm(op);
         return;
     }
     if (op.code == io_opcode::recvfrom && res >= 0 && (op.state & st_slot)) {

@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include <pyco/detail/io_backend.hpp>
 #include <pyco/event.hpp>
 #include <pyco/gather.hpp>
 #include <pyco/net/connection.hpp>
@@ -186,6 +187,22 @@ TEST(FaultEcho, StreamsUnderBenignKindsLoseNothing) {
             EXPECT_EQ(out.received.size(), out.sent.size());
         },
         10001, 200, pyco::detail::fk_benign);
+}
+
+// io_uring completes a receive or a send with -EINTR when the kernel's
+// attempt was interrupted (io_uring/net.c turns -ERESTARTSYS into -EINTR),
+// having transferred nothing. asyncio retries InterruptedError on every
+// socket operation; the backend must retry too, not fail the transport.
+TEST(FaultEcho, EintrCompletionsOnIoUringAreRetried) {
+    if (!pyco::detail::io_uring_unavailable_reason().empty()) {
+        GTEST_SKIP() << "io_uring is unavailable: " << pyco::detail::io_uring_unavailable_reason();
+    }
+    auto lose_nothing = [](std::uint64_t seed, outcome& out) -> coroutine<void> {
+        co_await streams_echo(seed, out);
+        EXPECT_TRUE(out.errors.empty()) << out.errors.front();
+        EXPECT_EQ(out.received.size(), out.sent.size());
+    };
+    run_schedules(lose_nothing, 70001, 100, pyco::detail::fk_eintr, pyco::io_backend_kind::io_uring);
 }
 
 TEST(FaultEcho, ProtocolsUnderEveryKind) {

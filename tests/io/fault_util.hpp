@@ -167,7 +167,8 @@ inline void check(const pyco::detail::fault_config& c, const outcome& out, int f
 }
 
 template <class Scenario>
-inline void run_schedules(Scenario scenario, std::uint64_t first, std::uint64_t count, std::uint32_t kinds) {
+inline void run_schedules(Scenario scenario, std::uint64_t first, std::uint64_t count, std::uint32_t kinds,
+                          pyco::io_backend_kind backend = pyco::io_backend_kind::automatic) {
     std::uint64_t bytes = 0, failed_runs = 0, clean_runs = 0;
     const auto before = pyco::detail::fault_totals();
     for (std::uint64_t seed : seeds(first, count)) {
@@ -177,6 +178,7 @@ inline void run_schedules(Scenario scenario, std::uint64_t first, std::uint64_t 
         {
             pyco::loop_options o;
             o.faults = &c;
+            o.backend = backend;
             pyco::run(scenario(seed, out), o);
         }
         check(c, out, fds);

@@ -13,7 +13,9 @@
 //     its epoll_wait: EINTR;
 //   - the io_uring backend, where it would write an SQE for a receive, send
 //     or accept: the CQE the kernel could have given instead (EAGAIN, which
-//     the backend answers by polling, or a fatal error);
+//     the backend answers by polling; EINTR, which io_uring/net.c makes of
+//     an interrupted attempt and the backend submits again; or a fatal
+//     error);
 //   - delays: a wrapper backend (make_fault_backend) holds final one-shot
 //     completions for a few ready phases, and turns some inline results of
 //     submit() into later completions, as the seam allows.
