@@ -19,7 +19,8 @@
 //     completion the seam promises after a cancel.
 //   - An inline result of submit() may be turned into a held completion
 //     (the seam lets any operation complete later), except io_flag_try's,
-//     which must be inline.
+//     which must be inline, and connect's (connect() is made in submit by
+//     both backends, and its own error is told from a later one).
 //   - At loop close, held entries run with run == false and only free
 //     themselves: no callback runs on a closing loop (as the backends).
 #include <pyco/detail/faults.hpp>
@@ -176,7 +177,10 @@ public:
         op.on_complete = cb;
         originals_.erase(&op);
         fault_injector* f = tls_faults;
-        if (f && f->pick(fk_delay)) {
+        // Not connect's: both backends call connect() inside submit, and
+        // its own error is told from a later one by that (sock_connect's
+        // message, as CPython's).
+        if (f && op.code != io_opcode::connect && f->pick(fk_delay)) {
             hold(op, cb, op.result);
             return io_status::pending;
         }
