@@ -80,4 +80,22 @@ TEST(FaultAccept, EmfileIsReportedOncePerPauseAndTheServerRecovers) {
     EXPECT_EQ(fault_test::open_fds(), fds);
 }
 
+// PYCO_FAULTS: what a failing schedule prints must reproduce it, and a typo
+// must not silently run without faults.
+TEST(FaultConfig, ParsesWhatDescribePrints) {
+    const pyco::detail::fault_config c = pyco::detail::parse_faults("seed=42,rate=0.25,kinds=eagain,short,reset");
+    EXPECT_EQ(c.seed, 42u);
+    EXPECT_EQ(c.rate, 0.25);
+    EXPECT_EQ(c.kinds, pyco::detail::fk_eagain | pyco::detail::fk_short | pyco::detail::fk_reset);
+    const pyco::detail::fault_config d = pyco::detail::parse_faults(pyco::detail::describe(c));
+    EXPECT_EQ(d.seed, c.seed);
+    EXPECT_EQ(d.rate, c.rate);
+    EXPECT_EQ(d.kinds, c.kinds);
+    EXPECT_EQ(pyco::detail::parse_faults("kinds=benign").kinds, pyco::detail::fk_benign);
+    EXPECT_EQ(pyco::detail::parse_faults("kinds=all").kinds, pyco::detail::fk_benign | pyco::detail::fk_fatal);
+    EXPECT_THROW(pyco::detail::parse_faults("seed=1,kinds=eagian"), pyco::value_error);
+    EXPECT_THROW(pyco::detail::parse_faults("rate=2"), pyco::value_error);
+    EXPECT_THROW(pyco::detail::parse_faults("sed=1"), pyco::value_error);
+}
+
 }  // namespace
