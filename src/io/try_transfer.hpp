@@ -24,6 +24,15 @@ inline bool is_transfer(io_opcode c) noexcept {
            c == io_opcode::sendto || c == io_opcode::recvfrom;
 }
 
+// Whether Linux could take only part of this send: not of a small one (it
+// fits the smallest send buffer a fresh TCP socket starts with, tcp_wmem's
+// 16 KiB), which programs rely on being taken whole (or not at all).
+inline bool may_send_short(const io_op& op) noexcept {
+    std::size_t total = 0;
+    for (int i = 0; i < op.iovcnt; ++i) total += op.iov[i].iov_len;
+    return total > 16 * 1024;
+}
+
 // The fault a transfer gets instead of its syscall: 0 (none: do it), a
 // -errno to return, or 1 to retry as after EINTR. A short transfer shrinks
 // op.len (reads) or *send_max (writes).
@@ -31,7 +40,11 @@ inline long transfer_fault(io_op& op, fault_injector& f, std::size_t* send_max) 
     const bool datagram = op.code == io_opcode::sendto || op.code == io_opcode::recvfrom;
     const bool send = op.code == io_opcode::send || op.code == io_opcode::sendto;
     std::uint32_t allowed = fk_eagain | fk_eintr | fk_enomem;
-    if (!datagram) allowed |= fk_short | fk_reset;
+    if (!datagram) allowed |= fk_reset;
+    // Short: a transport's receive (its protocol takes any chunking, as
+    // asyncio's) and sends. Not a one-shot receive: a program may rely on
+    // one small send arriving whole, as Linux delivers it (one skb).
+    if (op.code == io_opcode::recv_stream || (op.code == io_opcode::send && may_send_short(op))) allowed |= fk_short;
     if (send) allowed |= fk_enobufs;
     if (send && !datagram) allowed |= fk_epipe;
     if (op.flags & io_flag_pipe) allowed &= ~static_cast<std::uint32_t>(fk_reset);

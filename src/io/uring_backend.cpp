@@ -166,6 +166,7 @@ private:
     io_uring_sqe* get_sqe();
     void ensure_enabled();
     void arm(io_op& op);
+    void shorten_sqe(io_op& op, io_uring_sqe* sqe) noexcept;
     void arm_poll(io_op& op);
     void prep(io_op& op, io_uring_sqe* sqe);
     void prep_poll(io_op& op, io_uring_sqe* sqe) noexcept;
@@ -371,6 +372,7 @@ int uring_fault(io_op& op, fault_injector& f) noexcept {
         break;
     case io_opcode::send:
         allowed = fk_eagain | fk_eintr | fk_enomem | fk_enobufs | fk_epipe;
+        if (may_send_short(op)) allowed |= fk_short;
         if (!(op.flags & io_flag_pipe)) allowed |= fk_reset;
         break;
     case io_opcode::recvfrom:
@@ -391,6 +393,7 @@ int uring_fault(io_op& op, fault_injector& f) noexcept {
     switch (kind) {
     case fk_eagain: return -EAGAIN;
     case fk_eintr: return -EINTR;
+    case fk_short: return 1;  // arm() shortens the SQE
     case fk_reset: return -ECONNRESET;
     case fk_epipe: return -EPIPE;
     case fk_enobufs: return -ENOBUFS;
@@ -401,11 +404,14 @@ int uring_fault(io_op& op, fault_injector& f) noexcept {
 }
 
 void uring_backend::arm(io_op& op) {
+    bool shorten = false;
     if (fault_injector* f = active_faults()) {
-        if (const int res = uring_fault(op, *f)) {
+        const int res = uring_fault(op, *f);
+        if (res < 0) {
             on_cqe(op, res, 0, true);
             return;
         }
+        shorten = res == 1;
     }
     io_uring_sqe* sqe = get_sqe();
     if (!sqe) {
@@ -414,6 +420,26 @@ void uring_backend::arm(io_op& op) {
         return;
     }
     prep(op, sqe);
+    if (shorten) shorten_sqe(op, sqe);
+}
+
+// An injected short send, as the kernel makes one: a prefix (part of the
+// only iovec, or the first of several). Receives are not shortened here:
+// the transport's go into provided buffers, and a one-shot receive of one
+// small message gets it whole from Linux (see try_transfer.hpp).
+void uring_backend::shorten_sqe(io_op& op, io_uring_sqe* sqe) noexcept {
+    fault_injector* f = active_faults();
+    if (!f) return;
+    const bool pipe = (op.flags & io_flag_pipe) != 0;
+    if (op.code == io_opcode::send && !pipe && op.iovcnt == 1) {
+        if (sqe->len > 1) sqe->len = static_cast<unsigned>(1 + f->below(sqe->len - 1));
+    } else if (op.code == io_opcode::send && op.iovcnt > 1) {
+        if (pipe) {
+            sqe->len = 1;  // writev's vector count
+        } else {
+            slot_of(op)->m.msg_iovlen = 1;
+        }
+    }
 }
 
 void uring_backend::arm_poll(io_op& op) {

@@ -30,8 +30,13 @@
 //     what the kernel does when data arrives just after an EAGAIN.
 //   - A short read is a read into a smaller buffer (op.len shrinks), which
 //     fills: so the backend's "a short read drained the queue" rule is not
-//     fooled into waiting for an edge that will not come. A short write
-//     sends a prefix of the first iovec.
+//     fooled into waiting for an edge that will not come. Only a
+//     transport's receive is shortened (its protocol takes any chunking):
+//     a one-shot receive of one small message gets it whole from Linux,
+//     and programs (and CPython's own tests) rely on that. Likewise only a
+//     send of more than 16 KiB (a fresh TCP socket's send buffer) may be
+//     short. A short write sends a prefix: part of the first iovec (epoll; io_uring with one
+//     iovec) or the first iovec of several (io_uring).
 //
 // Cost when off: g_faults_on is false unless some loop of the process has
 // faults; every hook is one predictable branch on it, and a loop without
