@@ -8,6 +8,7 @@
 #include <system_error>
 #include <thread>
 
+#include <pyco/detail/faults.hpp>
 #include <pyco/detail/io_backend.hpp>
 #include <pyco/errors.hpp>
 #include <pyco/executor.hpp>
@@ -139,6 +140,22 @@ event_loop::event_loop(loop_options options)
       virtual_time_(options.virtual_time),
       debug_(options.debug.value_or(detail::env_debug())) {
     if (virtual_time_) virtual_now_ = clock::now();
+    std::optional<detail::fault_config> faults;
+    if (options.faults) {
+        faults = *options.faults;
+    } else if (const char* env = std::getenv("PYCO_FAULTS"); env && *env) {
+        faults = detail::parse_faults(env);
+    }
+    if (faults) {
+        faults_ = std::make_unique<detail::fault_injector>(*faults);
+        if (const char* t = std::getenv("PYCO_FAULTS_TRACE")) faults_->trace = *t && *t != '0';
+        detail::g_faults_on.store(true, std::memory_order_relaxed);
+        if (faults->kinds & detail::fk_delay) {
+            backend_ = detail::make_fault_backend(std::move(backend_), ready_);
+            faults_->wrapper = backend_.get();
+            proxy_ = std::make_shared<detail::loop_proxy>(backend_.get());
+        }
+    }
 }
 
 event_loop::~event_loop() {
@@ -475,6 +492,7 @@ void event_loop::run_forever() {
     running_ = true;
     thread_id_ = this_thread_id();
     tls_running_loop = this;
+    detail::tls_faults = faults_.get();
     struct reset {
         event_loop* l;
         ~reset() {
@@ -482,6 +500,7 @@ void event_loop::run_forever() {
             l->running_ = false;
             l->thread_id_ = 0;
             tls_running_loop = nullptr;
+            detail::tls_faults = nullptr;
         }
     } guard{this};
     while (true) {
@@ -519,6 +538,10 @@ void event_loop::close() {
     backend_.reset();
     // Sockets' operations still in flight can complete no more: free them.
     socks_.reset();
+    if (faults_) {
+        detail::add_fault_totals(faults_->counts());
+        faults_.reset();
+    }
 }
 
 void event_loop::fd_ready(detail::io_op& op, const detail::io_result& r) {

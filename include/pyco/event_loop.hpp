@@ -79,6 +79,8 @@ namespace detail {
 
 class io_backend;
 struct io_op;
+struct fault_config;
+class fault_injector;
 struct io_result;
 class future_base;
 struct sock_registry;
@@ -211,6 +213,9 @@ struct loop_options {
     // Debug mode; unset: PYCO_DEBUG=1 in the environment turns it on.
     std::optional<bool> debug = std::nullopt;
     io_backend_kind backend = io_backend_kind::automatic;
+    // Pyco's own tests only (pyco/detail/faults.hpp): a seeded schedule of
+    // injected I/O faults; null: PYCO_FAULTS in the environment decides.
+    const detail::fault_config* faults = nullptr;
 };
 
 class event_loop {
@@ -445,6 +450,7 @@ private:
     // add_reader/add_writer: a readiness operation per fd and direction.
     std::unordered_map<int, std::unique_ptr<fd_entry>> fds_;
     std::unique_ptr<detail::io_backend> backend_;
+    std::unique_ptr<detail::fault_injector> faults_;  // loop_options::faults or PYCO_FAULTS
     std::shared_ptr<detail::loop_proxy> proxy_;
     detail::intrusive_ptr<detail::loop_anchor> anchor_;
     std::unique_ptr<executor> default_executor_;

@@ -22,6 +22,11 @@
 //     marks it: either way the perform step finishes it with -ECANCELED.
 // The eventfd used by wakeup() is registered like any fd; its reads never
 // reach the loop.
+//
+// Fault injection (detail/faults.hpp): accept and epoll_wait consult the
+// loop's injector here, transfers in try_transfer. An injected EAGAIN owes
+// its fd an edge, played at the next wait (which then does not block).
+#include <pyco/detail/faults.hpp>
 #include <pyco/detail/io_backend.hpp>
 #include <pyco/detail/saturate.hpp>
 
@@ -144,6 +149,16 @@ private:
         op.state |= st_queued;
         ready_->push({&perform_entry, &op, this});
     }
+    void release(io_op*& head) {
+        while (io_op* p = head) {
+            head = p->next;
+            p->next = nullptr;
+            p->state &= static_cast<std::uint8_t>(~st_parked);
+            --parked_;
+            queue(*p);
+        }
+    }
+    void play_owed_edges(fault_injector& f);
     static void perform_entry(void* a, void* b, bool run);
     void perform(io_op& op);
     void finish(io_op& op, long res) {
@@ -319,6 +334,24 @@ long epoll_backend::do_syscall(io_op& op) noexcept {
     switch (op.code) {
     case io_opcode::accept:
         for (;;) {
+            if (fault_injector* f = active_faults()) {
+                ++f->counts().accept_calls;
+                switch (f->pick(fk_eagain | fk_eintr | fk_emfile | fk_enobufs | fk_enomem)) {
+                case fk_eagain:
+                    f->owed_edges.push_back(op.fd);
+                    return -EAGAIN;
+                case fk_eintr:
+                    continue;
+                case fk_emfile:
+                    return -EMFILE;
+                case fk_enobufs:
+                    return -ENOBUFS;
+                case fk_enomem:
+                    return -ENOMEM;
+                default:
+                    break;
+                }
+            }
             const int fd = ::accept4(op.fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
             if (fd >= 0) return fd;
             if (errno == EINTR) continue;
@@ -468,6 +501,11 @@ void epoll_backend::wait(std::optional<std::chrono::nanoseconds> timeout) {
         auto t = saturating_ceil<std::chrono::milliseconds>(*timeout).count();
         ms = t <= 0 ? 0 : t > 0x7fffffff ? 0x7fffffff : static_cast<int>(t);
     }
+    fault_injector* faults = active_faults();
+    if (faults) {
+        if (faults->pick(fk_eintr)) return;  // epoll_wait's EINTR: nothing happened
+        if (!faults->owed_edges.empty()) ms = 0;
+    }
     int n = ::epoll_wait(epfd_, events_.data(), static_cast<int>(events_.size()), ms);
     if (n < 0) {
         if (errno == EINTR) return;
@@ -501,15 +539,6 @@ void epoll_backend::wait(std::optional<std::chrono::nanoseconds> timeout) {
             continue;
         }
         // Edge: remember readiness, and run whatever waited for it.
-        auto release = [&](io_op*& head) {
-            while (io_op* p = head) {
-                head = p->next;
-                p->next = nullptr;
-                p->state &= static_cast<std::uint8_t>(~st_parked);
-                --parked_;
-                queue(*p);
-            }
-        };
         if (rd) {
             s.rd_ready = true;
             if (e.events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) s.rd_hup = true;
@@ -521,6 +550,23 @@ void epoll_backend::wait(std::optional<std::chrono::nanoseconds> timeout) {
         }
     }
     if (static_cast<std::size_t>(n) == events_.size()) events_.resize(events_.size() * 2);
+    if (faults && !faults->owed_edges.empty()) play_owed_edges(*faults);
+}
+
+// The edges injected EAGAINs owe: both directions, as new data or room
+// would make. A spurious one (the fd closed, or nothing there) only makes
+// an operation try its syscall and park again.
+void epoll_backend::play_owed_edges(fault_injector& f) {
+    std::vector<int> owed;
+    owed.swap(f.owed_edges);
+    for (int fd : owed) {
+        if (fd < 0 || static_cast<std::size_t>(fd) >= fds_.size()) continue;
+        fd_state& s = fds_[static_cast<std::size_t>(fd)];
+        if (!s.registered || s.level) continue;
+        s.rd_ready = s.wr_ready = true;
+        release(s.readers);
+        release(s.writers);
+    }
 }
 
 }  // namespace

@@ -56,6 +56,11 @@
 // signal-safe) that a read SQE in the ring watches; the read is the
 // backend's own, not counted by pending(), so an idle loop sleeps.
 //
+// Fault injection (detail/faults.hpp): where arm() would write an SQE for a
+// transfer or an accept, the loop's injector may answer in the kernel's
+// place with the CQE it could have given (EAGAIN, EINTR, or a fatal error), before
+// anything was transferred; on_cqe handles it as it would the kernel's.
+//
 // The destructor cancels everything still in the kernel and waits (bounded)
 // for each last CQE, so the kernel writes into nothing after it returns.
 #include <pyco/detail/io_backend.hpp>
@@ -75,10 +80,13 @@
 
 #include <cerrno>
 #include <climits>
+#include <cstdio>
 #include <cstring>
 #include <deque>
 #include <system_error>
 #include <vector>
+
+#include <pyco/detail/faults.hpp>
 
 #include "try_transfer.hpp"
 #include "uring_buffers.hpp"
@@ -158,6 +166,7 @@ private:
     io_uring_sqe* get_sqe();
     void ensure_enabled();
     void arm(io_op& op);
+    void shorten_sqe(io_op& op, io_uring_sqe* sqe) noexcept;
     void arm_poll(io_op& op);
     void prep(io_op& op, io_uring_sqe* sqe);
     void prep_poll(io_op& op, io_uring_sqe* sqe) noexcept;
@@ -352,7 +361,58 @@ io_status uring_backend::submit(io_op& op) {
     return io_status::pending;
 }
 
+// The CQE the injector gives instead of arming op (0: none).
+int uring_fault(io_op& op, fault_injector& f) noexcept {
+    std::uint32_t allowed = 0;
+    switch (op.code) {
+    case io_opcode::recv:
+    case io_opcode::recv_stream:
+        allowed = fk_eagain | fk_eintr | fk_enomem;
+        if (!(op.flags & io_flag_pipe)) allowed |= fk_reset;
+        break;
+    case io_opcode::send:
+        allowed = fk_eagain | fk_eintr | fk_enomem | fk_enobufs | fk_epipe;
+        if (may_send_short(op)) allowed |= fk_short;
+        if (!(op.flags & io_flag_pipe)) allowed |= fk_reset;
+        break;
+    case io_opcode::recvfrom:
+        allowed = fk_eagain | fk_eintr | fk_enomem;
+        break;
+    case io_opcode::sendto:
+        allowed = fk_eagain | fk_eintr | fk_enomem | fk_enobufs;
+        break;
+    case io_opcode::accept:
+        allowed = fk_eagain | fk_eintr | fk_emfile | fk_enobufs | fk_enomem;
+        ++f.counts().accept_calls;
+        break;
+    default:
+        return 0;
+    }
+    const std::uint32_t kind = f.pick(allowed);
+    if (kind && f.trace) std::fprintf(stderr, "  on io_uring op %d fd %d\n", static_cast<int>(op.code), op.fd);
+    switch (kind) {
+    case fk_eagain: return -EAGAIN;
+    case fk_eintr: return -EINTR;
+    case fk_short: return 1;  // arm() shortens the SQE
+    case fk_reset: return -ECONNRESET;
+    case fk_epipe: return -EPIPE;
+    case fk_enobufs: return -ENOBUFS;
+    case fk_enomem: return -ENOMEM;
+    case fk_emfile: return -EMFILE;
+    default: return 0;
+    }
+}
+
 void uring_backend::arm(io_op& op) {
+    bool shorten = false;
+    if (fault_injector* f = active_faults()) {
+        const int res = uring_fault(op, *f);
+        if (res < 0) {
+            on_cqe(op, res, 0, true);
+            return;
+        }
+        shorten = res == 1;
+    }
     io_uring_sqe* sqe = get_sqe();
     if (!sqe) {
         backlog_.push_back(&op);
@@ -360,6 +420,26 @@ void uring_backend::arm(io_op& op) {
         return;
     }
     prep(op, sqe);
+    if (shorten) shorten_sqe(op, sqe);
+}
+
+// An injected short send, as the kernel makes one: a prefix (part of the
+// only iovec, or the first of several). Receives are not shortened here:
+// the transport's go into provided buffers, and a one-shot receive of one
+// small message gets it whole from Linux (see try_transfer.hpp).
+void uring_backend::shorten_sqe(io_op& op, io_uring_sqe* sqe) noexcept {
+    fault_injector* f = active_faults();
+    if (!f) return;
+    const bool pipe = (op.flags & io_flag_pipe) != 0;
+    if (op.code == io_opcode::send && !pipe && op.iovcnt == 1) {
+        if (sqe->len > 1) sqe->len = static_cast<unsigned>(1 + f->below(sqe->len - 1));
+    } else if (op.code == io_opcode::send && op.iovcnt > 1) {
+        if (pipe) {
+            sqe->len = 1;  // writev's vector count
+        } else {
+            slot_of(op)->m.msg_iovlen = 1;
+        }
+    }
 }
 
 void uring_backend::arm_poll(io_op& op) {
@@ -538,6 +618,8 @@ void uring_backend::flush_backlog() {
 }
 
 void uring_backend::wait(std::optional<std::chrono::nanoseconds> timeout) {
+    // Tried receives' injected EAGAINs owe nothing here: a poll follows.
+    if (fault_injector* f = active_faults()) f->owed_edges.clear();
     if (!backlog_.empty() || !cancel_backlog_.empty()) flush_backlog();
     const unsigned kflags = __atomic_load_n(ring_.sq.kflags, __ATOMIC_RELAXED);
     const bool now = io_uring_cq_ready(&ring_) > 0 || (timeout && timeout->count() <= 0);
@@ -651,8 +733,10 @@ void uring_backend::on_cqe(io_op& op, int res, unsigned flags, bool last) {
             if (last) continue_multishot(op);
             return;
         }
-        if (op.code == io_opcode::accept && (res == -ECONNABORTED || res == -EPROTO || res == -EINTR)) {
-            if (last) continue_multishot(op);  // the peer gave up: the next one
+        if (res == -EINTR || (op.code == io_opcode::accept && (res == -ECONNABORTED || res == -EPROTO))) {
+            // Interrupted (nothing was transferred), or the peer gave up:
+            // go on, as asyncio retries InterruptedError.
+            if (last) continue_multishot(op);
             return;
         }
         if (res == -EAGAIN && last && !cancelled) {
@@ -672,6 +756,13 @@ void uring_backend::on_cqe(io_op& op, int res, unsigned flags, bool last) {
     }
     if (res == -EAGAIN && !cancelled) {
         arm_poll(op);
+        return;
+    }
+    if (res == -EINTR && !cancelled) {
+        // io_uring/net.c turns an interrupted attempt (-ERESTARTSYS) into
+        // -EINTR, having transferred nothing: submit it again, as asyncio
+        // retries InterruptedError (it is not the transport's error).
+        arm(op);
         return;
     }
     if (op.code == io_opcode::recvfrom && res >= 0 && (op.state & st_slot)) {

@@ -27,6 +27,7 @@
 #include <chrono>
 #include <unordered_map>
 
+#include <pyco/detail/faults.hpp>
 #include <pyco/detail/io_backend.hpp>
 #include <pyco/errors.hpp>
 #include <pyco/event_loop.hpp>
@@ -163,7 +164,9 @@ struct server_state final : std::enable_shared_from_this<server_state>, loop_own
         // Pause, then accept again: a full fd table must not make us spin.
         listener* lp = &l;
         std::weak_ptr<server_state> weak = weak_from_this();
-        l.retry = loop->call_later(accept_retry_delay, [weak, lp] {
+        event_loop::duration delay = accept_retry_delay;
+        if (fault_injector* f = active_faults()) delay = f->config().accept_retry_delay;
+        l.retry = loop->call_later(delay, [weak, lp] {
             if (auto s = weak.lock()) {
                 if (s->serving) s->arm(*lp);
             }

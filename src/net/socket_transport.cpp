@@ -14,6 +14,9 @@
 //     sock_registry.hpp). While self_ is held the transport is linked in
 //     its loop's registry.
 //   - conn_lost_ is set once: connection_lost is scheduled exactly once.
+//   - buffered_ is what get_write_buffer_size() reports: the bytes not yet
+//     sent, or 0 once force_close dropped them (CPython's _force_close), even
+//     while wbuf_ must still hold them for a send in flight.
 //   - A write tries the caller's bytes in place first (io_flag_try) when
 //     nothing is buffered; only what the kernel did not take is copied.
 #include "socket_transport.hpp"
@@ -500,6 +503,11 @@ private:
         closing_ = true;
         stop_reading();
         if (wop_live_) loop_->backend().cancel(wop_);
+        // The bytes are dropped now, as CPython's _force_close clears its
+        // buffer: get_write_buffer_size() says 0 from here on, connection_lost
+        // included. Their memory (wbuf_) stays until maybe_finish: a send in
+        // flight may still read it.
+        buffered_ = 0;
         schedule_lost(std::move(exc));
     }
 

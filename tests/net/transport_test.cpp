@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <optional>
 #include <string>
 #include <system_error>
 #include <vector>
@@ -229,6 +230,34 @@ TEST(Transport, AbortDropsTheBufferAndReportsNoError) {
     spin(loop, [&] { return proto->events.back() == "lost"; });
     EXPECT_EQ(proto->lost, nullptr);
     EXPECT_EQ(t->get_write_buffer_size(), 0u);
+}
+
+// CPython's _force_close (abort, and every fatal error) clears the write
+// buffer at once: get_write_buffer_size() is 0 right after abort() and in
+// connection_lost, even while a send of those bytes is still in flight
+// (io_uring, or a completion the loop has not delivered yet). The memory
+// itself stays until the send's final completion.
+struct buffer_size_at_lost : pyco::protocol {
+    pyco::transport* t = nullptr;
+    std::optional<std::size_t> size_at_lost;
+    void connection_made(pyco::transport& tr) override { t = &tr; }
+    void connection_lost(std::exception_ptr) override { size_at_lost = t->get_write_buffer_size(); }
+};
+
+TEST(Transport, AbortEmptiesTheWriteBufferAtOnce) {
+    pyco::event_loop loop;
+    pair_fixture p;
+    auto proto = std::make_shared<buffer_size_at_lost>();
+    auto t = pyco::detail::make_stream_transport(loop, p.a, proto);
+    spin(loop, [&] { return proto->t != nullptr; });
+    std::string block(4 << 20, 'z');  // more than the socket takes: most stays buffered
+    t->write(std::string_view(block));
+    spin(loop, [] { return false; }, 3);  // the rest's send is now in flight (parked or in the kernel)
+    ASSERT_GT(t->get_write_buffer_size(), 0u);
+    t->abort();
+    EXPECT_EQ(t->get_write_buffer_size(), 0u);
+    spin(loop, [&] { return proto->size_at_lost.has_value(); });
+    EXPECT_EQ(proto->size_at_lost, 0u);
 }
 
 TEST(Transport, PeerResetIsAConnectionResetError) {
