@@ -14,6 +14,9 @@
 # with PYCO_BACKEND=io_uring (ctest label "uring"; where the kernel or the
 # build has no io_uring, those tests are reported as skipped, with the
 # reason in their output). `ctest --preset release -L uring` runs that half.
+# release and sanitize also rerun it under injected faults (label "faults",
+# docs/reliability.md); release-o3, the same code as release at -O3, leaves
+# those copies out to keep CI inside its time.
 #
 # On a quiet 2-core machine the first run takes about 3 minutes (everything
 # compiles); a re-run rebuilds only what changed, and with nothing changed
