@@ -28,7 +28,7 @@
 #include <pyco/task.hpp>
 #include <pyco/wait.hpp>
 
-#include "net/ssl_certs.hpp"
+#include "net/ssl_fixture.hpp"
 
 namespace {
 
@@ -36,42 +36,13 @@ using namespace std::chrono_literals;
 using pyco::coroutine;
 using reader_ptr = std::shared_ptr<pyco::stream_reader>;
 
-std::string cert(const std::string& name) { return ssl_test::certs::get().path(name); }
-
-pyco::ssl_context server_ctx(const std::string& name = "server") {
-    pyco::ssl_context c = pyco::ssl_context::server();
-    c.load_cert_chain(cert(name + ".pem"), cert(name + ".key"));
-    return c;
-}
-
-pyco::ssl_context client_ctx() {
-    return pyco::ssl_context::create_default_context(pyco::ssl_purpose::server_auth, cert("ca.pem"));
-}
-
-std::uint16_t port_of(const pyco::server& s) { return s.sockets().at(0).port(); }
-
-coroutine<void> echo_lines(reader_ptr r, pyco::stream_writer w) {
-    for (;;) {
-        std::string line = co_await r->readline();
-        if (line.empty()) break;
-        w.write(line);
-        co_await w.drain();
-    }
-    w.close();
-}
-
-pyco::open_connection_options tls_client(pyco::ssl_context c = client_ctx(), std::string host = "localhost") {
-    pyco::open_connection_options o;
-    o.ssl = std::move(c);
-    o.server_hostname = std::move(host);
-    return o;
-}
-
-pyco::start_server_options tls_server(pyco::ssl_context c = server_ctx()) {
-    pyco::start_server_options o;
-    o.ssl = std::move(c);
-    return o;
-}
+using ssl_test::cert;
+using ssl_test::client_ctx;
+using ssl_test::echo_lines;
+using ssl_test::port_of;
+using ssl_test::server_ctx;
+using ssl_test::tls_client;
+using ssl_test::tls_server;
 
 // A good client connection and one line echoed: the server still serves.
 coroutine<void> still_serving(std::uint16_t port) {
