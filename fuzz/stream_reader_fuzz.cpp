@@ -144,7 +144,7 @@ struct model {
         } catch (const pyco::incomplete_read_error& e) {
             return e.partial();
         } catch (const pyco::limit_overrun_error& e) {
-            if (buf.compare(e.consumed(), 1, "\n") == 0 && e.consumed() < buf.size()) {
+            if (e.consumed() < buf.size() && buf[e.consumed()] == '\n') {  // buffer.startswith(sep, consumed)
                 buf.erase(0, e.consumed() + 1);
             } else {
                 buf.clear();
