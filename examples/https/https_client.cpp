@@ -6,6 +6,7 @@
 // negotiated protocol and cipher, then each response's status line and
 // body. Exits 1 with the reason if the certificate is not trusted, the
 // name does not match, or the connection fails.
+#include <cctype>
 #include <cstdio>
 #include <cstdlib>
 #include <exception>
@@ -32,9 +33,12 @@ pyco::coroutine<int> fetch(std::string host, std::uint16_t port, std::string caf
         writer.write(request);
         co_await writer.drain();
         std::string head = co_await reader->readuntil("\r\n\r\n");
+        // Header names are case-insensitive (RFC 9110): look in a lower-case copy.
+        std::string lower = head;
+        for (char& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
         std::size_t length = 0;
-        if (std::size_t at = head.find("Content-Length:"); at != std::string::npos) {
-            length = std::strtoull(head.c_str() + at + 15, nullptr, 10);
+        if (std::size_t at = lower.find("\r\ncontent-length:"); at != std::string::npos) {
+            length = std::strtoull(head.c_str() + at + 17, nullptr, 10);
         }
         std::string body = co_await reader->readexactly(length);
         std::printf("%s -> %s\n", head.substr(0, head.find("\r\n")).c_str(), body.c_str());
