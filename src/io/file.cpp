@@ -51,6 +51,7 @@
 #include <pyco/task.hpp>
 #include <pyco/threads.hpp>
 
+#include "../net/sock_registry.hpp"
 #include "file_hooks.hpp"
 
 namespace pyco {
@@ -165,22 +166,32 @@ void check_writable(const file_state& st) {
 }
 
 // --- The backend's path: one io_op, owned until its final completion ------
+//
+// A request keeps itself alive (self) until its op's final completion. A
+// cancelled request's op may still be in the kernel when the loop closes
+// (an fsync in io-wq cannot be stopped): then no completion will come, and
+// the loop's registry hands the self-reference back instead (loop_owned,
+// the ownership rule in sock_registry.hpp).
 
-struct ring_req {
+struct ring_req final : loop_owned {
     io_op op;
     iovec iov{};
     std::shared_ptr<fd_owner> fd;
     std::string buf;                           // a read's destination
     std::shared_ptr<const std::string> data;   // a write's source
     std::shared_ptr<ring_req> self;            // the backend's reference
+    event_loop* loop = nullptr;
     future<long> done;
+
+    std::shared_ptr<void> loop_closed() noexcept override { return std::move(self); }
 };
 
 void ring_complete(io_op& o, const io_result& r) {
     auto* q = static_cast<ring_req*>(o.user);
     if (r.more) return;  // (file operations are one-shot)
+    disown_by_loop(*q->loop, *q);
     std::shared_ptr<ring_req> keep = std::move(q->self);
-    if (!q->done.done()) q->done.set_result(r.res);  // else: its task was cancelled (loop shutdown)
+    if (!q->done.done()) q->done.set_result(r.res);  // else: its task was cancelled
 }
 
 // Submits q's op; its result (>= 0, or -errno).
@@ -190,7 +201,9 @@ coroutine<long> ring_submit(event_loop& loop, std::shared_ptr<ring_req> q) {
     q->op.fd = q->fd->fd;
     if (loop.backend().submit(q->op) == io_status::done) co_return q->op.result;
     q->done = loop.create_future<long>();
+    q->loop = &loop;
     q->self = q;
+    own_by_loop(loop, *q);
     future<long> f = q->done;
     co_return co_await f;
 }
