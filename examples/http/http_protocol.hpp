@@ -99,7 +99,10 @@ struct http_protocol : pyco::protocol {
             std::size_t end = in.find("\r\n\r\n", pos);
             if (end == std::string_view::npos) break;
             request r;
-            if (!parse_head(in.substr(pos, end + 2 - pos), r)) {
+            // The same limit whether the head came in one piece or many:
+            // cut anywhere, all but its last byte would have waited in
+            // `pending`, which may not outgrow max_head.
+            if (end + 3 - pos > max_head || !parse_head(in.substr(pos, end + 2 - pos), r)) {
                 out.append(bad_request);
                 close = true;
                 break;
@@ -117,7 +120,9 @@ struct http_protocol : pyco::protocol {
         }
         std::string rest(in.substr(pos));
         pending = std::move(rest);
-        if (pending.size() > max_head) {
+        // After a response that closes, the rest is never read (the
+        // transport stops reading): nothing may follow it.
+        if (!close && pending.size() > max_head) {
             out.append(bad_request);
             close = true;
         }
