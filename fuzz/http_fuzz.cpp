@@ -40,7 +40,7 @@ struct fuzz_case {
 
 // Byte 0: how many chunk lengths follow (0..15) and whether EOF ends the
 // stream; then the lengths (1..256); the rest is the stream, where 0xFF c x
-// stands for (c + 1) * 256 copies of x, so that small inputs reach the
+// stands for (c % 80 + 1) * 256 copies of x, so that small inputs reach the
 // 16 KiB head limit.
 fuzz_case decode(const std::uint8_t* data, std::size_t size) {
     pyco_fuzz::input in(data, size);
@@ -53,7 +53,7 @@ fuzz_case decode(const std::uint8_t* data, std::size_t size) {
     const std::string raw = in.rest();
     for (std::size_t i = 0; i < raw.size(); ++i) {
         if (static_cast<unsigned char>(raw[i]) == 0xFF && i + 2 < raw.size()) {
-            const std::size_t count = (static_cast<std::size_t>(static_cast<unsigned char>(raw[i + 1])) + 1) * 256;
+            const std::size_t count = (static_cast<std::size_t>(static_cast<unsigned char>(raw[i + 1])) % 80 + 1) * 256;
             c.stream.append(count, raw[i + 2]);
             i += 2;
         } else {
