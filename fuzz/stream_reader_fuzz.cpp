@@ -24,6 +24,7 @@
 #include <deque>
 #include <exception>
 #include <algorithm>
+#include <utility>
 #include <optional>
 #include <memory>
 #include <string>
@@ -101,7 +102,11 @@ struct model {
     // readuntil for one separator (3.12) and for several (3.13): the
     // shortest chunk ending in a separator; on a tie the shorter separator.
     std::string readuntil(std::vector<std::string> seps) {
-        std::stable_sort(seps.begin(), seps.end(), [](const auto& a, const auto& b) { return a.size() < b.size(); });
+        // A stable insertion sort by length (std::stable_sort's temporary
+        // buffer is deprecated in libstdc++ 12, an error under clang -Werror).
+        for (std::size_t i = 1; i < seps.size(); ++i) {
+            for (std::size_t j = i; j > 0 && seps[j].size() < seps[j - 1].size(); --j) std::swap(seps[j], seps[j - 1]);
+        }
         const std::size_t min_len = seps.front().size(), max_len = seps.back().size();
         std::size_t offset = 0, match_start = 0, match_end = 0;
         for (;;) {
