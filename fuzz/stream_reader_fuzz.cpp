@@ -24,6 +24,7 @@
 #include <deque>
 #include <exception>
 #include <algorithm>
+#include <utility>
 #include <optional>
 #include <memory>
 #include <string>

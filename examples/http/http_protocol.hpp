@@ -77,12 +77,18 @@ struct http_protocol : pyco::protocol {
     pyco::transport* t = nullptr;
     std::string pending;  // an incomplete request head (rare: most arrive whole)
     std::size_t skip_body = 0;
+    // How much of `pending` is known to hold no "\r\n\r\n": a head
+    // trickled in byte by byte is searched once, not once per byte (that
+    // was quadratic: 16 KiB sent a byte at a time cost ~10^8 compares).
+    std::size_t searched = 0;
 
     void connection_made(pyco::transport& tr) override { t = &tr; }
 
     void data_received(std::span<const std::byte> data) override {
         std::string_view in = as_text(data);
+        std::size_t search_from = 0;
         if (!pending.empty()) {
+            search_from = searched > 3 ? searched - 3 : 0;
             pending.append(in);
             in = pending;
         }
@@ -96,10 +102,13 @@ struct http_protocol : pyco::protocol {
                 pos += k;
                 continue;
             }
-            std::size_t end = in.find("\r\n\r\n", pos);
+            std::size_t end = in.find("\r\n\r\n", std::max(pos, search_from));
             if (end == std::string_view::npos) break;
             request r;
-            if (!parse_head(in.substr(pos, end + 2 - pos), r)) {
+            // The same limit whether the head came in one piece or many:
+            // cut anywhere, all but its last byte would have waited in
+            // `pending`, which may not outgrow max_head.
+            if (end + 3 - pos > max_head || !parse_head(in.substr(pos, end + 2 - pos), r)) {
                 out.append(bad_request);
                 close = true;
                 break;
@@ -115,9 +124,15 @@ struct http_protocol : pyco::protocol {
             }
             close = r.close || (r.http10 && !r.keep_alive);
         }
-        std::string rest(in.substr(pos));
-        pending = std::move(rest);
-        if (pending.size() > max_head) {
+        if (in.data() == pending.data()) {
+            pending.erase(0, pos);  // in place: no copy of the whole head per read
+        } else {
+            pending.assign(in.substr(pos));
+        }
+        searched = pending.size();
+        // After a response that closes, the rest is never read (the
+        // transport stops reading): nothing may follow it.
+        if (!close && pending.size() > max_head) {
             out.append(bad_request);
             close = true;
         }
