@@ -20,6 +20,8 @@
 #include <dirent.h>
 
 #include <algorithm>
+#include <cstdio>
+#include <cstdlib>
 #include <cstddef>
 #include <functional>
 #include <typeinfo>
@@ -91,6 +93,7 @@ inline int sweep(const std::function<pyco::coroutine<int>(int)>& scenario, int d
     points.erase(std::unique(points.begin(), points.end()), points.end());
     for (int k : points) {
         const int before = open_fds();
+        if (std::getenv("PYCO_SWEEP_TRACE")) std::fprintf(stderr, "sweep: point %d of %d\n", k, n);
         try {
             (void)pyco::run(scenario(k));
         } catch (const pyco::base_exception& e) {
