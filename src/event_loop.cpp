@@ -487,8 +487,8 @@ void event_loop::run_once() {
         // thread must not walk a running task's frames).
         std::string what = describe_entry(e);
         if (!watchdog_) watchdog_ = std::make_unique<detail::stall_watchdog>();
-        watchdog_->begin(what, slow_callback_);
         const auto t0 = clock::now();
+        watchdog_->begin(what, t0, slow_callback_);
         run(e);
         const auto dt = clock::now() - t0;
         watchdog_->end();

@@ -15,12 +15,12 @@ stall_watchdog::~stall_watchdog() {
     if (thread_.joinable()) thread_.join();
 }
 
-void stall_watchdog::begin(std::string what, clock::duration threshold) {
+void stall_watchdog::begin(std::string what, clock::time_point start, clock::duration threshold) {
     {
         std::lock_guard lk(mu_);
         what_ = std::move(what);
         threshold_ = threshold;
-        started_ = clock::now();
+        started_ = start;
         ++seq_;
         running_ = true;
         if (!thread_.joinable()) thread_ = std::thread([this] { watch(); });

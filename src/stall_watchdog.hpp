@@ -34,8 +34,10 @@ public:
     stall_watchdog& operator=(const stall_watchdog&) = delete;
     ~stall_watchdog();
 
-    // An entry starts running; what describes it, and the threshold.
-    void begin(std::string what, clock::duration threshold);
+    // An entry starts running at `start` (the time the loop measures its
+    // duration from, so that an entry reported stalled is also reported
+    // slow when it returns); what describes it, and the threshold.
+    void begin(std::string what, clock::time_point start, clock::duration threshold);
     void end() noexcept;
 
 private:
