@@ -1,6 +1,7 @@
 #include <pyco/event_loop.hpp>
 
 #include <algorithm>
+#include <atomic>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -10,12 +11,14 @@
 
 #include <pyco/detail/faults.hpp>
 #include <pyco/detail/io_backend.hpp>
+#include <pyco/detail/task_base.hpp>
 #include <pyco/errors.hpp>
 #include <pyco/executor.hpp>
 #include <pyco/unraisable.hpp>
 
 #include "net/sock_registry.hpp"
 #include "signal_state.hpp"
+#include "stall_watchdog.hpp"
 
 namespace pyco {
 
@@ -49,10 +52,20 @@ namespace detail {
 
 event_loop* running_loop() noexcept { return tls_running_loop; }
 
+namespace {
+std::atomic<log_hook> g_log_hook{nullptr};
+}  // namespace
+
 void log_warning(const std::string& text) noexcept {
+    if (log_hook h = g_log_hook.load(std::memory_order_acquire)) {
+        h(text);
+        return;
+    }
     std::string line = text + "\n";
     std::fputs(line.c_str(), stderr);
 }
+
+log_hook set_log_hook(log_hook h) noexcept { return g_log_hook.exchange(h, std::memory_order_acq_rel); }
 
 bool debug_enabled() noexcept {
     if (event_loop* l = tls_running_loop) return l->get_debug();
@@ -470,17 +483,50 @@ void event_loop::run_once() {
             run(e);
             continue;
         }
+        // What runs, described before it runs (the stall detector's
+        // thread must not walk a running task's frames).
+        std::string what = describe_entry(e);
+        if (!watchdog_) watchdog_ = std::make_unique<detail::stall_watchdog>();
         const auto t0 = clock::now();
+        watchdog_->begin(what, t0, slow_callback_);
         run(e);
         const auto dt = clock::now() - t0;
+        watchdog_->end();
         if (dt >= slow_callback_) {
-            char buf[128];
-            std::snprintf(buf, sizeof buf, "Executing callback %p took %.3f seconds",
-                          reinterpret_cast<void*>(e.fn),
-                          std::chrono::duration<double>(dt).count());
-            detail::log_warning(buf);
+            char secs[32];
+            std::snprintf(secs, sizeof secs, "%.3f", std::chrono::duration<double>(dt).count());
+            const std::size_t nl = std::min(what.find('\n'), what.size());
+            std::string text = "Executing ";
+            text.append(what, 0, nl);
+            text += " took ";
+            text += secs;
+            text += " seconds";
+            text.append(what, nl, std::string::npos);
+            if (detail::task_base* t = detail::task_base::stepped_by(e.fn, e.a); t && !t->done()) {
+                text += "\n  now at:";
+                for (const frame_info& f : t->get_stack()) {
+                    text += "\n    " + f.function + " (" + f.file + ":" + std::to_string(f.line) + ")";
+                }
+            }
+            detail::log_warning(text);
         }
     }
+}
+
+// Debug mode: CPython's "Executing <Task ...>" form for a task step, with
+// the stack it resumes from; else the entry's function.
+std::string event_loop::describe_entry(const detail::ready_entry& e) {
+    if (detail::task_base* t = detail::task_base::stepped_by(e.fn, e.a)) {
+        std::string s = t->describe();
+        s += "\n  resumed from:";
+        for (const frame_info& f : t->get_stack()) {
+            s += "\n    " + f.function + " (" + f.file + ":" + std::to_string(f.line) + ")";
+        }
+        return s;
+    }
+    char buf[64];
+    std::snprintf(buf, sizeof buf, "callback %p", reinterpret_cast<void*>(e.fn));
+    return buf;
 }
 
 void event_loop::run_forever() {
@@ -512,6 +558,7 @@ void event_loop::run_forever() {
 void event_loop::close() {
     if (running_) throw runtime_error("Cannot close a running event loop");
     if (closed_) return;
+    watchdog_.reset();  // joins the stall detector's thread
     // Tasks still pending are abandoned first: their frames go, reported.
     while (tasks_.linked()) {
         detail::abandon_task(tasks_.next);

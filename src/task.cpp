@@ -175,6 +175,10 @@ void task_base::step_entry(void* task, void*, bool run) {
     if (run) static_cast<task_base*>(task)->step();
 }
 
+task_base* task_base::stepped_by(void (*fn)(void*, void*, bool), void* a) noexcept {
+    return fn == &step_entry || fn == &wakeup_entry ? static_cast<task_base*>(a) : nullptr;
+}
+
 void task_base::wakeup_entry(void* task, void* fut, bool run) {
     auto t = intrusive_ptr<task_base>::adopt(static_cast<task_base*>(task));
     auto f = intrusive_ptr<future_base>::adopt(static_cast<future_base*>(fut));

@@ -13,6 +13,7 @@
 #include <pyco/event_loop.hpp>
 #include <pyco/future.hpp>
 #include <pyco/net/os_error.hpp>
+#include <pyco/shield.hpp>
 #include <pyco/sleep.hpp>
 #include <pyco/task.hpp>
 
@@ -140,8 +141,12 @@ coroutine<void> stream_reader_protocol::drain_helper() {
 }
 
 coroutine<void> stream_reader_protocol::closed() {
+    // Shielded: the closed future is shared by every wait_closed(), and a
+    // cancelled waiter must not cancel it for the others or a retry
+    // (CPython's does; its StreamWriter.wait_closed then raises
+    // CancelledError for ever after).
     future<void> f = *st_->closed;
-    co_await f;
+    co_await shield(f);
 }
 
 stream_writer::stream_writer(std::shared_ptr<pyco::transport> t, std::shared_ptr<stream_reader_protocol> p,

@@ -69,6 +69,36 @@ TEST(Streams, EchoOverTcp) {
     pyco::run(body());
 }
 
+// A wait_closed() cancelled before the connection is lost must not cancel
+// the writer's closed future: a later wait_closed() returns (CPython 3.12
+// raises CancelledError there; pyco keeps the writer usable). Found by the
+// cancellation sweep (cancel_sweep_test.cpp) on io_uring.
+TEST(Streams, CancelledWaitClosedLeavesTheWriterUsable) {
+    auto body = []() -> coroutine<void> {
+        pyco::server srv = co_await pyco::start_server(echo_lines, "127.0.0.1", 0);
+        auto [r, w] = co_await pyco::open_connection("127.0.0.1", port_of(srv));
+        auto t = pyco::create_task(w.wait_closed());
+        co_await pyco::sleep(0s);
+        t.cancel();
+        try {
+            co_await t;
+        } catch (const pyco::cancelled_error&) {
+        }
+        EXPECT_TRUE(t.cancelled());
+        w.close();
+        bool ok = true;
+        try {
+            co_await w.wait_closed();
+        } catch (const pyco::cancelled_error&) {
+            ok = false;
+        }
+        EXPECT_TRUE(ok) << "wait_closed() raised cancelled_error after a cancelled one";
+        srv.close();
+        co_await srv.wait_closed();
+    };
+    pyco::run(body());
+}
+
 bool have_ipv6_loopback() {
     int s = ::socket(AF_INET6, SOCK_STREAM, 0);
     if (s < 0) return false;

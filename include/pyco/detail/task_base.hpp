@@ -137,6 +137,10 @@ public:
     void set_log_destroy_pending(bool on) noexcept { log_destroy_pending_ = on; }
     static task_base* from_link(list_link* l) noexcept { return static_cast<task_base*>(l); }
 
+    // The task a ready-queue entry steps, if it is a task step (the debug
+    // mode's slow-step report and stall detector name it); else null.
+    static task_base* stepped_by(void (*fn)(void*, void*, bool), void* a) noexcept;
+
 protected:
     ~task_base() override;
     const char* kind() const noexcept override { return "Task"; }

@@ -27,7 +27,10 @@
 // reader's exception if it has one, and connection_reset_error("Connection
 // lost") once the connection is lost.
 // Cancel safety: a cancelled drain() loses nothing (the bytes stay in the
-// transport's buffer); a cancelled wait_closed() leaves the writer as it was.
+// transport's buffer); a cancelled wait_closed() leaves the writer as it was:
+// a later wait_closed() still returns at connection_lost (CPython's cancels
+// the shared closed future, and every later wait_closed() raises
+// CancelledError; tests/net/cancel_sweep_test.cpp).
 //
 // Thread rule: loop thread only.
 #pragma once

@@ -1,0 +1,146 @@
+// The cancellation sweep (tests/net/cancel_sweep.hpp) over TLS: an
+// open_connection with ssl= (connect + handshake) and stream_writer's
+// start_tls, cancelled at every await point, on both backends. CPython's
+// rules: a cancelled TLS open_connection or handshake closes the socket
+// (no fd left, checked around each run), and the server side sees the
+// connection end rather than hang; the server keeps serving other clients.
+#include <exception>
+#include <memory>
+#include <string>
+
+#include <gtest/gtest.h>
+
+#include <pyco/net/ssl.hpp>
+#include <pyco/net/streams.hpp>
+
+#include "net/cancel_sweep.hpp"
+#include "net/ssl_certs.hpp"
+
+namespace {
+
+using pyco::coroutine;
+using reader_ptr = std::shared_ptr<pyco::stream_reader>;
+
+std::string cert(const char* name) { return ssl_test::certs::get().path(name); }
+
+pyco::ssl_context server_ctx() {
+    pyco::ssl_context c = pyco::ssl_context::server();
+    c.load_cert_chain(cert("server.pem"), cert("server.key"));
+    return c;
+}
+
+pyco::ssl_context client_ctx() {
+    return pyco::ssl_context::create_default_context(pyco::ssl_purpose::server_auth, cert("ca.pem"));
+}
+
+std::uint16_t port_of(const pyco::server& s) { return s.sockets().at(0).port(); }
+
+coroutine<void> echo_lines(reader_ptr r, pyco::stream_writer w) {
+    try {
+        for (;;) {
+            std::string line = co_await r->readline();
+            if (line.empty()) break;
+            w.write(line);
+            co_await w.drain();
+        }
+    } catch (const std::exception&) {
+        // The client went away mid-handshake or mid-line: expected here.
+    }
+    w.close();
+}
+
+// After any run, a fresh client still gets served (the server survived).
+coroutine<void> still_serves(std::uint16_t port, bool tls) {
+    pyco::open_connection_options o;
+    if (tls) {
+        o.ssl = client_ctx();
+        o.server_hostname = "localhost";
+    }
+    auto [r, w] = co_await pyco::open_connection("127.0.0.1", port, o);
+    w.write("ping\n");
+    EXPECT_EQ(co_await r->readline(), "ping\n");
+    w.close();
+    co_await w.wait_closed();
+}
+
+coroutine<int> tls_open_scenario(int k) {
+    pyco::start_server_options so;
+    so.ssl = server_ctx();
+    pyco::server srv = co_await pyco::start_server(echo_lines, "127.0.0.1", 0, so);
+    pyco::open_connection_options o;
+    o.ssl = client_ctx();
+    o.server_hostname = "localhost";
+    auto t = pyco::create_task(pyco::open_connection("127.0.0.1", port_of(srv), o));
+    const int n = co_await sweep::drive(t, k);
+    if (!t.cancelled()) {
+        auto [r, w] = t.result();
+        w.write("hi\n");
+        EXPECT_EQ(co_await r->readline(), "hi\n");
+        w.close();
+        co_await w.wait_closed();
+    }
+    co_await still_serves(port_of(srv), true);
+    srv.close();
+    co_await srv.wait_closed();
+    EXPECT_TRUE(sweep::only_main_task());
+    co_return n;
+}
+
+TEST(TlsCancelSweep, OpenConnectionWithSsl) { EXPECT_GT(sweep::sweep(tls_open_scenario), 1); }
+
+// STARTTLS: the server upgrades after "STARTTLS\n"; the client's
+// start_tls is cancelled at each point. Cancelled, the client closes the
+// connection (what is left of it is not usable: CPython aborts the
+// transport of a cancelled handshake).
+coroutine<void> starttls_server(reader_ptr r, pyco::stream_writer w) {
+    try {
+        std::string hello = co_await r->readline();
+        if (hello == "STARTTLS\n") {
+            co_await w.start_tls(server_ctx());
+            std::string line = co_await r->readline();
+            w.write(line);
+            co_await w.drain();
+        } else if (!hello.empty()) {
+            w.write(hello);
+            co_await w.drain();
+        }
+    } catch (const std::exception&) {
+        // The client gave up mid-handshake (connection_reset_error).
+    }
+    w.close();
+}
+
+coroutine<int> start_tls_scenario(int k) {
+    pyco::server srv = co_await pyco::start_server(starttls_server, "127.0.0.1", 0);
+    auto [r, w] = co_await pyco::open_connection("127.0.0.1", port_of(srv));
+    w.write("STARTTLS\n");
+    co_await w.drain();
+    pyco::start_tls_options o;
+    o.server_hostname = "localhost";
+    auto t = pyco::create_task(w.start_tls(client_ctx(), o));
+    const int n = co_await sweep::drive(t, k);
+    if (!t.cancelled()) {
+        w.write("secret\n");
+        EXPECT_EQ(co_await r->readline(), "secret\n");
+    }
+    w.close();
+    // After a cancelled start_tls the writer's wait_closed() never returns,
+    // in CPython 3.12 as here (the stream protocol is not told of the
+    // aborted transport's end): not awaited then. The socket is closed all
+    // the same: the fd count after the run checks it.
+    if (!t.cancelled()) {
+        try {
+            co_await w.wait_closed();
+        } catch (const std::exception&) {
+        }
+    }
+    co_await still_serves(port_of(srv), false);
+    srv.close();
+    co_await srv.wait_closed();
+    EXPECT_TRUE(sweep::only_main_task());
+    co_return n;
+}
+
+TEST(TlsCancelSweep, StreamWriterStartTls) { EXPECT_GT(sweep::sweep(start_tls_scenario), 1); }
+
+}  // namespace
