@@ -125,6 +125,12 @@ struct server_state final : std::enable_shared_from_this<server_state>, loop_own
 
     void accepted(listener& l, int fd) {
         if (closed) {
+            // Accepted by the kernel (io_uring's multishot accept) after the
+            // server closed: reset it, as closing the listening socket resets
+            // the connections still in its backlog. A plain close would send
+            // FIN, and the client would read a clean EOF for its request.
+            linger lg{1, 0};
+            ::setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
             ::close(fd);
             return;
         }

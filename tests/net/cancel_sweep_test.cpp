@@ -1,5 +1,6 @@
 // The cancellation sweep over I/O (tests/net/cancel_sweep.hpp): stream
 // reads and drain, open_connection (with Happy Eyeballs), start_server,
+// serve_forever,
 // the loop's sock_* operations and subprocesses, each
 // cancelled at every await point, on both backends (the uring. copy).
 // What each checks is CPython's rule for that call:
@@ -19,6 +20,8 @@
 #include <sys/socket.h>
 
 #include <memory>
+#include <optional>
+#include <system_error>
 #include <string>
 #include <vector>
 
@@ -241,6 +244,60 @@ coroutine<int> start_server_scenario(int k) {
 }
 
 TEST(CancelSweep, StartServer) { EXPECT_GT(sweep::sweep(start_server_scenario), 0); }
+
+// serve_forever cancelled anywhere: as CPython's, it closes the server,
+// waits for it to close, and raises cancelled_error. Uncancelled it never
+// returns on its own: here the handler closes the server after one echo,
+// which ends serve_forever with cancelled_error too (asyncio: close()
+// cancels the serve_forever future). Either way the server ends closed, no
+// task or socket is left, and the client was either served in full or
+// refused, never cut off with a partial echo.
+std::optional<pyco::server> g_forever;
+
+coroutine<void> echo_then_close_server(reader_ptr r, pyco::stream_writer w) {
+    std::string line = co_await r->readline();
+    w.write(line);
+    co_await w.drain();
+    w.close();
+    if (g_forever) g_forever->close();
+}
+
+coroutine<std::string> one_client(std::uint16_t port) {
+    std::string got;
+    try {
+        auto [r, w] = co_await pyco::open_connection("127.0.0.1", port);
+        w.write("ping\n");
+        got = co_await r->read();
+        w.close();
+        co_await w.wait_closed();
+    } catch (const std::system_error&) {  // (OSError)
+        got = "refused";  // the server closed before accepting it
+    }
+    co_return got;
+}
+
+coroutine<int> serve_forever_scenario(int k) {
+    pyco::start_server_options o;
+    o.start_serving = false;
+    pyco::server srv = co_await pyco::start_server(echo_then_close_server, "127.0.0.1", 0, o);
+    g_forever = srv;
+    auto t = pyco::create_task(srv.serve_forever());
+    auto c = pyco::create_task(one_client(port_of(srv)));
+    const int n = co_await sweep::drive(t, k);
+    EXPECT_TRUE(t.cancelled()) << "serve_forever ends cancelled, cancelled at " << k;
+    EXPECT_FALSE(srv.is_serving()) << "cancelled at " << k;
+    // Cancelled before its first step, serve_forever never ran: the server
+    // was never started, nor closed (CPython alike). Close it here.
+    srv.close();
+    const std::string got = co_await c;
+    EXPECT_TRUE(got == "ping\n" || got == "refused") << "cancelled at " << k << ": " << got;
+    co_await srv.wait_closed();
+    g_forever.reset();
+    EXPECT_TRUE(sweep::only_main_task());
+    co_return n;
+}
+
+TEST(CancelSweep, ServeForever) { EXPECT_GT(sweep::sweep(serve_forever_scenario), 0); }
 
 // loop.sock_*: a listening socket and a connected pair made by the loop.
 struct sock_pair {
