@@ -187,7 +187,13 @@ TEST(Streams, ConcurrentDrainsAllWake) {
         auto t1 = pyco::create_task(drainer());
         auto t2 = pyco::create_task(drainer());
         co_await pyco::sleep(20ms);
-        EXPECT_EQ(woke, 0);  // still above the mark: both wait
+        // Still above the low mark, both still wait. (Under injected faults
+        // the kernel may still be taking bytes after the loop above gave up,
+        // so the buffer may have fallen below it meanwhile; nothing is
+        // written after this, so above it now means above it all along.)
+        if (w.get_write_buffer_size() > w.transport().get_write_buffer_limits().first) {
+            EXPECT_EQ(woke, 0);
+        }
         go.set();
         co_await t1;
         co_await t2;
