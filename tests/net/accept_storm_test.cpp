@@ -297,9 +297,9 @@ TEST(AcceptStorm, EveryClientServedOnceUnderLowFdLimit) {
     // fds), and said so once per paused round: each report is followed by a
     // full ACCEPT_RETRY_DELAY without accepting, so there cannot be more
     // rounds than seconds (+1) — a server re-arming at once would report
-    // thousands of times.
+    // thousands of times. (900 ms: slack for the timer's clock, not speed.)
     EXPECT_GE(st.reports, 1);
-    EXPECT_LE(st.reports, st.elapsed_ms / 1000 + 1);
+    EXPECT_LE(st.reports, st.elapsed_ms / 900 + 1);
     if (st.reports >= 2) {
         EXPECT_GE(st.min_gap_ms, 900) << "a pause shorter than ACCEPT_RETRY_DELAY";
     }
@@ -397,7 +397,7 @@ TEST(AcceptStorm, PausedServerDoesNotSpin) {
     EXPECT_LT(cpu, 0.10 * wall) << "the paused server spins";
     // The first round, then one failed retry per ACCEPT_RETRY_DELAY at most.
     EXPECT_GE(reported, 1);
-    EXPECT_LE(reported, static_cast<int>(total) + 1);
+    EXPECT_LE(reported, static_cast<int>(total / 0.9) + 1);
     EXPECT_EQ(made_before, 0);  // nothing to accept with: nothing accepted
     EXPECT_EQ(made, 1);         // and once the fds are back, the client is
 }
