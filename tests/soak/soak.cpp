@@ -36,23 +36,24 @@
 // RLIMIT_NOFILE's hard limit below what a process needs), saying why.
 //
 // The RSS bound. Per connection pyco holds a transport, a protocol, a
-// stream_reader and its buffer, a writer and a task frame; measured (idle,
-// 10,000 connections, both backends) at about rss_per_conn_measured. Data
-// in flight is bounded by flow control, per connection: the reader's
-// buffer stops the transport at 2 x limit (128 KiB), the handler's read is
-// at most 64 KiB, and the write buffer is at most high-water (64 KiB) + one
-// read (64 KiB) — 320 KiB. The client lets only --slow-max connections
-// stream (slow read, half-close, messages over 8 KiB) at once; the others
-// carry at most 8 KiB + their fixed cost. So:
-//   bound = RSS at listen + C x per_conn_budget + S x 320 KiB
-//           (+ the io_uring buffer ring at its largest: 4096 x 16 KiB)
-// with per_conn_budget set at twice what was measured.
-#include <dirent.h>
+// stream_reader, a writer and the handler's task frame: about 8 KiB
+// (measured: the heap in use on epoll, 10,000 connections, is ~12 KiB per
+// connection with the traffic below). An emptied reader keeps a block of
+// at most 16 KiB and an emptied write buffer a chunk of at most 16 KiB
+// (src/net/stream_reader.cpp, socket_transport.cpp); a ping-pong message
+// the client lets through without a permit is at most 8 KiB. So each
+// connection: 8 + 16 + 16 + 8 = 48 KiB. Streaming connections carry more,
+// bounded by flow control: the reader's buffer stops the transport at
+// 2 x limit (128 KiB), the handler's read is at most 64 KiB, and the write
+// buffer is at most high-water (64 KiB) + one read (64 KiB): 320 KiB. The
+// client lets only --slow-max connections stream (a slow read, a
+// half-close, a message over 8 KiB) at once. So:
+//   bound = RSS at listen + C x 48 KiB + S x 320 KiB
+//           (+ on io_uring the receive buffer ring at its largest,
+//              4096 x 16 KiB: src/io/uring_backend, uring_config)
 #include <fcntl.h>
-#include <malloc.h>
 #include <poll.h>
 #include <signal.h>
-#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -63,14 +64,14 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <map>
 #include <random>
 #include <string>
-#include <typeinfo>
 #include <vector>
 
 #include <pyco/detail/io_backend.hpp>
 #include <pyco/pyco.hpp>
+
+#include "soak_util.hpp"
 
 namespace {
 
@@ -79,161 +80,7 @@ using pyco::coroutine;
 using reader_ptr = std::shared_ptr<pyco::stream_reader>;
 using clk = std::chrono::steady_clock;
 
-// ---- options and reports ---------------------------------------------------
-
-struct options {
-    bool uring = false;
-    int seconds = 15;
-    int connections = 10000;
-    std::uint64_t seed = 1;
-    int slow_max = 200;
-};
-
-constexpr std::size_t high_water = 64 * 1024;   // src/net/socket_transport.cpp
-constexpr std::size_t read_size = 64 * 1024;     // the server handler's read(n)
-constexpr std::size_t reader_limit = 64 * 1024;  // stream_reader::default_limit
-constexpr std::size_t in_flight_max = 2 * reader_limit + read_size + high_water + read_size;
-constexpr std::size_t per_conn_budget = 16 * 1024;  // twice the measured (see the top)
-constexpr std::size_t uring_ring_max = 4096 * 16 * 1024;
-constexpr auto stuck_after = 30s;
-constexpr std::size_t err_len = 200;
-
-// Sent over a pipe to the parent (the children are forks of this binary,
-// so the layout is the same on both ends).
-struct server_report {
-    int ok_started = 0;
-    std::uint64_t accepted = 0, finished = 0, bytes = 0;
-    std::uint64_t resets = 0, broken_pipes = 0, other_errors = 0, handler_reports = 0,
-                  handler_reports_reset = 0;
-    std::uint64_t drains_waited = 0, max_write_buffer = 0;
-    std::uint64_t rss_listen = 0, rss_peak = 0, rss_final = 0, samples = 0;
-    // malloc's bytes in use (mallinfo2): at listen, and once the loop closed.
-    std::uint64_t heap_listen = 0, heap_peak = 0, heap_final = 0;
-    std::uint64_t left_open = 0, tasks_left = 0;
-    int fds_before = 0, fds_after = 0;
-    char first_error[err_len] = {};
-};
-
-struct client_report {
-    int ok = 0;
-    std::uint64_t connects = 0, sessions = 0, rounds = 0, bytes_sent = 0, bytes_echoed = 0;
-    std::uint64_t finale_reset = 0, finale_reset_in_flight = 0, finale_halfclose = 0, finale_slowread = 0;
-    std::uint64_t rsts = 0, mismatches = 0, errors = 0, stuck = 0, unfinished = 0;
-    std::uint64_t p50_us = 0, p99_us = 0, p999_us = 0, max_us = 0;
-    double elapsed_s = 0;
-    char first_error[err_len] = {};
-};
-
-void note_error(char (&slot)[err_len], const std::string& what) {
-    if (slot[0] == '\0') std::snprintf(slot, err_len, "%s", what.c_str());
-}
-
-std::string type_and_what(const std::exception& e) {
-    std::string s = typeid(e).name();
-    s += ": ";
-    s += e.what();
-    return s;
-}
-
-// ---- process helpers -------------------------------------------------------
-
-bool raise_fd_limit(rlim_t need, std::string& why) {
-    rlimit rl{};
-    if (::getrlimit(RLIMIT_NOFILE, &rl) != 0) {
-        why = "getrlimit failed";
-        return false;
-    }
-    if (rl.rlim_max != RLIM_INFINITY && rl.rlim_max < need) {
-        why = "RLIMIT_NOFILE's hard limit is " + std::to_string(rl.rlim_max) + "; each process needs " +
-              std::to_string(need) + " fds (--connections + 200)";
-        return false;
-    }
-    rl.rlim_cur = rl.rlim_max;
-    if (::setrlimit(RLIMIT_NOFILE, &rl) != 0) {
-        why = "setrlimit failed";
-        return false;
-    }
-    return true;
-}
-
-std::uint64_t rss_bytes() {
-    FILE* f = std::fopen("/proc/self/statm", "r");
-    if (f == nullptr) return 0;
-    unsigned long size = 0, resident = 0;
-    const int n = std::fscanf(f, "%lu %lu", &size, &resident);
-    std::fclose(f);
-    return n == 2 ? resident * static_cast<std::uint64_t>(::sysconf(_SC_PAGESIZE)) : 0;
-}
-
-std::uint64_t heap_in_use() {
-    const struct mallinfo2 mi = ::mallinfo2();
-    return mi.uordblks + mi.hblkhd;
-}
-
-int count_fds() {
-    DIR* d = ::opendir("/proc/self/fd");
-    if (d == nullptr) return -1;
-    int n = 0;
-    while (dirent* e = ::readdir(d)) {
-        if (e->d_name[0] != '.') ++n;
-    }
-    ::closedir(d);
-    return n - 1;  // the directory's own fd
-}
-
-bool write_all(int fd, const void* p, std::size_t n) {
-    auto* c = static_cast<const char*>(p);
-    while (n > 0) {
-        const ssize_t w = ::write(fd, c, n);
-        if (w < 0 && errno == EINTR) continue;
-        if (w <= 0) return false;
-        c += w;
-        n -= static_cast<std::size_t>(w);
-    }
-    return true;
-}
-
-// ---- the byte pattern ------------------------------------------------------
-// Byte k of a session with key s is table[(k + s) % P], P prime: a lost,
-// duplicated or reordered run of bytes shifts the pattern (P divides no
-// length the client uses), and checks are memcmp against the table.
-
-constexpr std::size_t P = 65521;
-const std::string& table() {
-    static const std::string t = [] {
-        std::string s(2 * P, '\0');
-        std::uint64_t x = 0x9E3779B97F4A7C15ull;
-        for (std::size_t i = 0; i < P; ++i) {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            s[i] = s[i + P] = static_cast<char>(x >> 24);
-        }
-        return s;
-    }();
-    return t;
-}
-
-std::string pattern(std::uint64_t key, std::uint64_t offset, std::size_t n) {
-    std::string out;
-    out.reserve(n);
-    while (out.size() < n) {
-        const std::size_t at = (key + offset + out.size()) % P;
-        out.append(table(), at, std::min(n - out.size(), P));
-    }
-    return out;
-}
-
-bool matches(std::uint64_t key, std::uint64_t offset, std::string_view got) {
-    std::size_t done = 0;
-    while (done < got.size()) {
-        const std::size_t at = (key + offset + done) % P;
-        const std::size_t n = std::min(got.size() - done, P);
-        if (std::memcmp(got.data() + done, table().data() + at, n) != 0) return false;
-        done += n;
-    }
-    return true;
-}
+using namespace soak;
 
 // ---- the server ------------------------------------------------------------
 
@@ -368,7 +215,7 @@ coroutine<int> serve(server_state& st, int result_fd, int stop_fd) {
 struct client_state {
     const options& opt;
     std::uint16_t port;
-    clk::time_point deadline;
+    clk::time_point started, deadline;
     client_report rep;
     std::vector<std::uint32_t> rtt_us;
     pyco::semaphore connecting{512};  // pending connects stay well under the backlog
@@ -497,6 +344,9 @@ coroutine<void> session(client_state& cl, int id, std::mt19937_64& rng) {
     cl.done_waiting(id);
     ++cl.rep.connects;
     ++cl.rep.sessions;
+    if (cl.rep.connects == static_cast<std::uint64_t>(cl.opt.connections)) {
+        cl.rep.ramp_s = std::chrono::duration<double>(clk::now() - cl.started).count();
+    }
     c.key = rng() % P;
     const std::uint64_t pick = rng() % 100;
     // Most sessions are long: bounded churn keeps ephemeral ports and
@@ -511,7 +361,7 @@ coroutine<void> session(client_state& cl, int id, std::mt19937_64& rng) {
         } else {
             co_await round_trip(cl, id, c, n);
         }
-        co_await pyco::sleep(std::chrono::milliseconds(rng() % 800));
+        co_await pyco::sleep(std::chrono::milliseconds(rng() % 2000));
     }
     const bool late = clk::now() >= cl.deadline;
     if (pick < 45) {
@@ -527,7 +377,14 @@ coroutine<void> session(client_state& cl, int id, std::mt19937_64& rng) {
         ++cl.rep.finale_reset;
         co_return;
     }
-    const bool slow = pick >= 80 && !late;
+    // Near the end, no slow read (one lasts seconds), and half-closes stay
+    // small and need no permit: the run ends soon after its time.
+    const bool slow = pick >= 80 && clk::now() + 6s < cl.deadline;
+    if (late) {
+        co_await stream_session(cl, id, c, 1 + rng() % 16384, false, rng());
+        ++cl.rep.finale_halfclose;
+        co_return;
+    }
     co_await cl.streaming.acquire();
     // A slow read must outgrow what the kernel buffers on loopback (the
     // server's send buffer is autotuned to ~2.6 MiB at connect, the
@@ -562,8 +419,9 @@ coroutine<void> worker(client_state& cl, int id) {
 }
 
 coroutine<void> watch_stuck(client_state& cl) {
-    for (;;) {
+    for (int tick = 0;; ++tick) {
         co_await pyco::sleep(1s);
+        if (tick % 2 == 0) cl.rep.time_wait_peak = std::max(cl.rep.time_wait_peak, count_time_wait());
         const auto now = clk::now();
         for (std::size_t i = 0; i < cl.waiting_since.size(); ++i) {
             const auto since = cl.waiting_since[i];
@@ -576,7 +434,8 @@ coroutine<void> watch_stuck(client_state& cl) {
 }
 
 coroutine<void> run_clients(client_state& cl) {
-    cl.deadline = clk::now() + std::chrono::seconds(cl.opt.seconds);
+    cl.started = clk::now();
+    cl.deadline = cl.started + std::chrono::seconds(cl.opt.seconds);
     pyco::task<void> watcher = pyco::create_task(watch_stuck(cl));
     std::vector<pyco::task<void>> workers;
     workers.reserve(static_cast<std::size_t>(cl.opt.connections));
@@ -597,6 +456,7 @@ coroutine<void> run_clients(client_state& cl) {
         } catch (...) {
         }
     }
+    cl.rep.tail_s = std::chrono::duration<double>(clk::now() - cl.deadline).count();
     watcher.cancel();
     try {
         co_await watcher;
@@ -821,6 +681,9 @@ int main(int argc, char** argv) {
                 opt.seconds, opt.connections, opt.seed, opt.slow_max, wall);
     std::printf("  client: %" PRIu64 " connections made, %" PRIu64 " sessions, %" PRIu64 " round trips\n",
                 crep.connects, crep.sessions, crep.rounds);
+    std::printf("          all %d connected after %.1f s; the last session ended %.1f s after the run time\n",
+                opt.connections, crep.ramp_s, crep.tail_s);
+    std::printf("          TIME_WAIT sockets at most %" PRIu64 " (ephemeral ports: 28,232)\n", crep.time_wait_peak);
     std::printf("          finales: %" PRIu64 " reset (%" PRIu64 " with an echo in flight), %" PRIu64
                 " half-close, %" PRIu64 " slow read\n",
                 crep.finale_reset, crep.finale_reset_in_flight, crep.finale_halfclose, crep.finale_slowread);
@@ -852,7 +715,7 @@ int main(int argc, char** argv) {
     for (const auto& f : failures) std::printf("  FAILED: %s\n", f.c_str());
     std::printf("  %s\n", failures.empty() ? "PASSED" : "FAILED");
     std::printf("SOAK_JSON {\"backend\":\"%s\",\"seconds\":%d,\"connections\":%d,\"seed\":%" PRIu64
-                ",\"slow_max\":%d,\"wall_s\":%.1f,\"connects\":%" PRIu64 ",\"sessions\":%" PRIu64
+                ",\"slow_max\":%d,\"wall_s\":%.1f,\"ramp_s\":%.1f,\"tail_s\":%.1f,\"time_wait_peak\":%" PRIu64 ",\"connects\":%" PRIu64 ",\"sessions\":%" PRIu64
                 ",\"round_trips\":%" PRIu64 ",\"finale_reset\":%" PRIu64 ",\"finale_reset_in_flight\":%" PRIu64
                 ",\"finale_halfclose\":%" PRIu64 ",\"finale_slowread\":%" PRIu64 ",\"bytes_sent\":%" PRIu64
                 ",\"bytes_echoed\":%" PRIu64 ",\"server_bytes\":%" PRIu64 ",\"p50_us\":%" PRIu64
@@ -862,7 +725,7 @@ int main(int argc, char** argv) {
                 ",\"rss_peak\":%" PRIu64 ",\"rss_final\":%" PRIu64 ",\"rss_bound\":%" PRIu64
                 ",\"mismatches\":%" PRIu64 ",\"client_errors\":%" PRIu64 ",\"stuck\":%" PRIu64
                 ",\"failures\":%zu,\"first_error\":\"%s\"}\n",
-                backend, opt.seconds, opt.connections, opt.seed, opt.slow_max, wall, crep.connects, crep.sessions,
+                backend, opt.seconds, opt.connections, opt.seed, opt.slow_max, wall, crep.ramp_s, crep.tail_s, crep.time_wait_peak, crep.connects, crep.sessions,
                 crep.rounds, crep.finale_reset, crep.finale_reset_in_flight, crep.finale_halfclose,
                 crep.finale_slowread, crep.bytes_sent, crep.bytes_echoed, srep.bytes, crep.p50_us, crep.p99_us,
                 crep.p999_us, crep.max_us, crep.rsts, srep.resets, srep.broken_pipes, srep.other_errors,
