@@ -65,7 +65,7 @@ struct client_report {
     std::uint64_t finale_reset = 0, finale_reset_in_flight = 0, finale_halfclose = 0, finale_slowread = 0;
     std::uint64_t rsts = 0, mismatches = 0, errors = 0, stuck = 0, unfinished = 0;
     std::uint64_t p50_us = 0, p99_us = 0, p999_us = 0, max_us = 0;
-    std::uint64_t time_wait_peak = 0;  // TIME_WAIT sockets on the machine, sampled every 2 s
+    std::uint64_t time_wait_peak = 0;  // TIME_WAIT sockets of the run, sampled every 2 s
     double elapsed_s = 0, ramp_s = 0, tail_s = 0;  // all connected at; ended after the run time
     char first_error[err_len] = {};
 };
@@ -181,16 +181,20 @@ inline bool matches(std::uint64_t key, std::uint64_t offset, std::string_view go
     return true;
 }
 
-// TIME_WAIT sockets (state 06) in /proc/net/tcp: how near the run came to
-// running out of ephemeral ports (32768-60999 here).
-inline std::uint64_t count_time_wait() {
+// TIME_WAIT sockets (state 06) in /proc/net/tcp to or from `port` (the
+// soak server's): how near the run came to running out of ephemeral ports
+// (32768-60999 here). Other programs' sockets are not counted.
+inline std::uint64_t count_time_wait(std::uint16_t port) {
     FILE* f = std::fopen("/proc/net/tcp", "r");
     if (f == nullptr) return 0;
     std::uint64_t n = 0;
     char line[256];
     while (std::fgets(line, sizeof line, f) != nullptr) {
-        unsigned st = 0;
-        if (std::sscanf(line, "%*s %*s %*s %x", &st) == 1 && st == 6) ++n;
+        unsigned local_port = 0, remote_port = 0, st = 0;
+        if (std::sscanf(line, "%*s %*x:%x %*x:%x %x", &local_port, &remote_port, &st) == 3 && st == 6 &&
+            (local_port == port || remote_port == port)) {
+            ++n;
+        }
     }
     std::fclose(f);
     return n;
