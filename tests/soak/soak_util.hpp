@@ -54,6 +54,7 @@ struct server_report {
     std::uint64_t rss_listen = 0, rss_peak = 0, rss_final = 0, samples = 0;
     // malloc's bytes in use (mallinfo2): at listen, and once the loop closed.
     std::uint64_t heap_listen = 0, heap_peak = 0, heap_final = 0;
+    std::uint64_t rss_by_tenth[10] = {}, heap_by_tenth[10] = {};
     std::uint64_t left_open = 0, tasks_left = 0;
     int fds_before = 0, fds_after = 0;
     char first_error[err_len] = {};
