@@ -397,10 +397,11 @@ coroutine<void> session(client_state& cl, int id, std::mt19937_64& rng) {
         co_return;
     }
     // Near the end, no slow read (one lasts seconds), and half-closes stay
-    // small and need no permit: the run ends soon after its time.
+    // small (at most 8 KiB, as a message without a permit: the memory
+    // bound) and need no permit: the run ends soon after its time.
     const bool slow = pick >= 80 && clk::now() + 6s < cl.deadline;
     if (late) {
-        co_await stream_session(cl, id, c, 1 + rng() % 16384, false, rng());
+        co_await stream_session(cl, id, c, 1 + rng() % 8192, false, rng());
         ++cl.rep.finale_halfclose;
         co_return;
     }
