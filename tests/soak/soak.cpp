@@ -13,7 +13,8 @@
 // reset (SO_LINGER {1,0}, then abort: an RST, sometimes with an echo still
 // in flight), a half-close (stream a blob, write_eof, read the echo to EOF:
 // the server must echo everything, then close) or a slow read (stream
-// 1-4 MiB while reading it back in small reads with sleeps). Every echoed
+// 3-8 MiB while reading it back, for the first 3 s in small reads with
+// sleeps). Every echoed
 // byte is checked against the session's pattern, so a lost, duplicated or
 // reordered byte is caught. The PARENT forks both, passes the server's port
 // on, waits for both and judges: it prints one screen and one JSON line.
