@@ -16,7 +16,9 @@
 # reason in their output). `ctest --preset release -L uring` runs that half.
 # release and sanitize also rerun it under injected faults (label "faults",
 # docs/reliability.md); release-o3, the same code as release at -O3, leaves
-# those copies out to keep CI inside its time.
+# those copies out to keep CI inside its time. Only release runs the soak
+# (label "soak": 10,000 connections for 15 s on each backend, tests/soak);
+# the other presets leave it out.
 #
 # On a quiet 2-core machine the first run takes about 3 minutes (everything
 # compiles); a re-run rebuilds only what changed, and with nothing changed

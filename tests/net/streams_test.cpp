@@ -5,6 +5,7 @@
 // bounded, a peer reset surfaces as connection_reset_error.
 #include <pyco/net/streams.hpp>
 
+#include <malloc.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -16,6 +17,18 @@
 #include <vector>
 
 #include <gtest/gtest.h>
+
+#if defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define PYCO_TEST_ASAN 1
+#endif
+#endif
+#if defined(__SANITIZE_ADDRESS__)
+#define PYCO_TEST_ASAN 1
+#endif
+#if PYCO_TEST_ASAN
+#include <sanitizer/allocator_interface.h>
+#endif
 
 #include <pyco/event.hpp>
 #include <pyco/gather.hpp>
@@ -679,6 +692,80 @@ TEST(Streams, ALoopClosedWithOpenStreamsReleasesThem) {
     client.reset();
     EXPECT_TRUE(client_reader.expired());
     EXPECT_EQ(reported, std::vector<std::string>{"Task was destroyed but it is pending!"});
+}
+
+// An idle connection gives its buffers back. After a burst, neither the
+// reader's block nor the write buffer's last chunk stays the size of the
+// burst: tests/soak found 10,000 io_uring connections keeping 640 MiB (a
+// 64 KiB chunk each, every write being buffered there), and a transport
+// that once buffered a large write kept a chunk that large for good.
+// Counted with the allocator's own statistics: glibc's (mallinfo2) or
+// ASan's; skipped under another (TSan's).
+std::size_t heap_in_use() {
+#if PYCO_TEST_ASAN
+    return __sanitizer_get_current_allocated_bytes();
+#else
+    const struct mallinfo2 mi = ::mallinfo2();
+    return mi.uordblks + mi.hblkhd;
+#endif
+}
+
+coroutine<void> echo_chunks(reader_ptr r, pyco::stream_writer w) {
+    for (;;) {
+        std::string data = co_await r->read(65536);
+        if (data.empty()) break;
+        w.write(data);
+        co_await w.drain();
+    }
+    w.close();
+}
+
+constexpr std::size_t burst_size = 4u << 20;
+
+coroutine<void> burst_and_ping(pyco::stream_pair& c, bool burst) {
+    if (burst) {
+        c.second.write(std::string(burst_size, 'b'));  // one write: most of it is buffered
+        std::size_t got = 0;
+        while (got < burst_size) {
+            std::string data = co_await c.first->read(65536);
+            if (data.empty()) break;
+            got += data.size();
+        }
+        EXPECT_EQ(got, burst_size);
+        co_await c.second.drain();
+    }
+    // A ping: the server has handled everything before it, and is idle.
+    c.second.write("p");
+    std::string back = co_await c.first->readexactly(1);
+    EXPECT_EQ(back, "p");
+}
+
+TEST(Streams, IdleConnectionsGiveTheirBuffersBack) {
+    if (heap_in_use() == 0) GTEST_SKIP() << "the allocator keeps no statistics pyco's tests can read";
+    constexpr int conns = 16;
+    std::size_t idle = 0, after = 0;
+    auto body = [&]() -> coroutine<void> {
+        pyco::server srv = co_await pyco::start_server(echo_chunks, "127.0.0.1", 0);
+        std::vector<pyco::stream_pair> cs;
+        for (int i = 0; i < conns; ++i) cs.push_back(co_await pyco::open_connection("127.0.0.1", port_of(srv)));
+        for (int pass = 0; pass < 2; ++pass) {
+            const bool burst = pass == 1;
+            std::vector<coroutine<void>> rounds;
+            for (auto& c : cs) rounds.push_back(burst_and_ping(c, burst));
+            co_await pyco::gather(rounds);
+            (burst ? after : idle) = heap_in_use();
+        }
+        for (auto& c : cs) c.second.close();
+        for (auto& c : cs) co_await c.second.wait_closed();
+        srv.close();
+        co_await srv.wait_closed();
+    };
+    pyco::run(body());
+    // Both ends of each connection: two readers and two writers, each
+    // keeping at most 16 KiB; before, a client kept most of its 4 MiB.
+    const std::size_t grown = after > idle ? after - idle : 0;
+    EXPECT_LT(grown / conns, std::size_t{128} << 10) << "heap in use: " << idle << " idle, " << after
+                                                     << " after a burst on each of " << conns << " connections";
 }
 
 }  // namespace
