@@ -38,6 +38,8 @@
 
 #include <gtest/gtest.h>
 
+#include "net/net_test_util.hpp"
+
 #include <pyco/event_loop.hpp>
 #include <pyco/net/connection.hpp>
 #include <pyco/net/protocol.hpp>
@@ -69,22 +71,8 @@ using steady = std::chrono::steady_clock;
 
 constexpr const char* resource_message = "socket.accept() out of system resource";
 
-// Echoes what it gets; closes on EOF (eof_received's default).
-struct echo_protocol : pyco::protocol {
-    static inline int made = 0;
-    static inline int lost = 0;
-    pyco::transport* t = nullptr;
-    void connection_made(pyco::transport& tr) override {
-        t = &tr;
-        ++made;
-    }
-    void data_received(std::span<const std::byte> d) override { t->write(d); }
-    void connection_lost(std::exception_ptr) override { ++lost; }
-};
-
-pyco::protocol_factory echo() {
-    return [] { return std::make_shared<echo_protocol>(); };
-}
+using echo_protocol = net_test::counting_echo_protocol;
+constexpr auto echo = net_test::counting_echo;
 
 void set_soft_nofile(rlim_t soft) {
     rlimit rl{};

@@ -20,6 +20,8 @@
 
 #include <gtest/gtest.h>
 
+#include "net/net_test_util.hpp"
+
 #include <pyco/event.hpp>
 #include <pyco/gather.hpp>
 #include <pyco/run.hpp>
@@ -36,25 +38,6 @@ using reader_ptr = std::shared_ptr<pyco::stream_reader>;
 constexpr int connections = 10000;
 constexpr rlim_t fds_needed = connections + 200;  // stdio, listener, epoll, pipes, margin
 
-// Raises the soft limit to the hard one; false if that is still too low.
-bool raise_fd_limit(rlim_t need, std::string& why) {
-    rlimit rl{};
-    if (::getrlimit(RLIMIT_NOFILE, &rl) != 0) {
-        why = "getrlimit failed";
-        return false;
-    }
-    if (rl.rlim_max != RLIM_INFINITY && rl.rlim_max < need) {
-        why = "RLIMIT_NOFILE's hard limit is " + std::to_string(rl.rlim_max) + ", the test needs " +
-              std::to_string(need) + " fds per process";
-        return false;
-    }
-    rl.rlim_cur = rl.rlim_max;
-    if (::setrlimit(RLIMIT_NOFILE, &rl) != 0) {
-        why = "setrlimit failed";
-        return false;
-    }
-    return true;
-}
 
 // The child: serve echo lines on 127.0.0.1:0, tell the parent the port,
 // stop when the parent closes the stop pipe. Exit 0 if every connection
@@ -62,7 +45,7 @@ bool raise_fd_limit(rlim_t need, std::string& why) {
 [[noreturn]] void serve_in_child(int port_fd, int stop_fd) {
     ::alarm(240);
     std::string why;
-    if (!raise_fd_limit(fds_needed, why)) ::_exit(3);
+    if (!net_test::raise_fd_limit(fds_needed, why)) ::_exit(3);
     int finished = 0;
     auto body = [&]() -> coroutine<int> {
         auto echo = [&](reader_ptr r, pyco::stream_writer w) -> coroutine<void> {
@@ -136,7 +119,7 @@ TEST(ManyConnections, TenThousandConcurrentEchoes) {
     std::string why;
     rlimit saved{};
     ::getrlimit(RLIMIT_NOFILE, &saved);
-    if (!raise_fd_limit(fds_needed, why)) GTEST_SKIP() << why;
+    if (!net_test::raise_fd_limit(fds_needed, why)) GTEST_SKIP() << why;
     int port_pipe[2], stop_pipe[2];
     ASSERT_EQ(::pipe2(port_pipe, O_CLOEXEC), 0);
     ASSERT_EQ(::pipe2(stop_pipe, O_CLOEXEC), 0);

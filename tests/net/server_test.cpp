@@ -19,6 +19,8 @@
 
 #include <gtest/gtest.h>
 
+#include "net/net_test_util.hpp"
+
 #include <pyco/async_with.hpp>
 #include <pyco/event.hpp>
 #include <pyco/net/connection.hpp>
@@ -36,21 +38,8 @@ namespace {
 using namespace std::chrono_literals;
 using pyco::coroutine;
 
-struct counting_protocol : pyco::protocol {
-    static inline int made = 0;
-    static inline int lost = 0;
-    pyco::transport* t = nullptr;
-    void connection_made(pyco::transport& tr) override {
-        t = &tr;
-        ++made;
-    }
-    void data_received(std::span<const std::byte> d) override { t->write(d); }
-    void connection_lost(std::exception_ptr) override { ++lost; }
-};
-
-pyco::protocol_factory counting() {
-    return [] { return std::make_shared<counting_protocol>(); };
-}
+using counting_protocol = net_test::counting_echo_protocol;
+constexpr auto counting = net_test::counting_echo;
 
 std::uint16_t port_of(const pyco::server& s) { return s.sockets().at(0).port(); }
 

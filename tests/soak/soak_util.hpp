@@ -20,7 +20,11 @@
 #include <string_view>
 #include <typeinfo>
 
+#include "net/net_test_util.hpp"
+
 namespace soak {
+
+using net_test::raise_fd_limit;
 
 using namespace std::chrono_literals;
 
@@ -84,24 +88,6 @@ inline std::string type_and_what(const std::exception& e) {
 
 // ---- process helpers -------------------------------------------------------
 
-inline bool raise_fd_limit(rlim_t need, std::string& why) {
-    rlimit rl{};
-    if (::getrlimit(RLIMIT_NOFILE, &rl) != 0) {
-        why = "getrlimit failed";
-        return false;
-    }
-    if (rl.rlim_max != RLIM_INFINITY && rl.rlim_max < need) {
-        why = "RLIMIT_NOFILE's hard limit is " + std::to_string(rl.rlim_max) + "; each process needs " +
-              std::to_string(need) + " fds (--connections + 200)";
-        return false;
-    }
-    rl.rlim_cur = rl.rlim_max;
-    if (::setrlimit(RLIMIT_NOFILE, &rl) != 0) {
-        why = "setrlimit failed";
-        return false;
-    }
-    return true;
-}
 
 inline std::uint64_t rss_bytes() {
     FILE* f = std::fopen("/proc/self/statm", "r");
