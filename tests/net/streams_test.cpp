@@ -762,10 +762,14 @@ TEST(Streams, IdleConnectionsGiveTheirBuffersBack) {
     };
     pyco::run(body());
     // Both ends of each connection: two readers and two writers, each
-    // keeping at most 16 KiB; before, a client kept most of its 4 MiB.
+    // keeping at most 16 KiB; before, a client kept most of its 4 MiB. The
+    // thread's pools of freed blocks (stream_reader.cpp) and write chunks
+    // (socket_transport.cpp) may hold up to 4 MiB each besides, whatever
+    // the number of connections.
     const std::size_t grown = after > idle ? after - idle : 0;
-    EXPECT_LT(grown / conns, std::size_t{128} << 10) << "heap in use: " << idle << " idle, " << after
-                                                     << " after a burst on each of " << conns << " connections";
+    constexpr std::size_t pools = std::size_t{8} << 20;
+    EXPECT_LT(grown, conns * (std::size_t{128} << 10) + pools)
+        << "heap in use: " << idle << " idle, " << after << " after a burst on each of " << conns << " connections";
 }
 
 }  // namespace

@@ -115,14 +115,15 @@ public:
         if (begin_ == end_) begin_ = end_ = 0;
     }
     // Gives the block back when empty and bigger than `keep` (after a burst).
+    // It goes to a small per-thread pool that the next growing buffer takes
+    // from (stream_reader.cpp), so a busy stream does not free and
+    // re-allocate a large block per message.
     void release_if_empty(std::size_t keep) noexcept {
-        if (empty() && cap_ > keep) {
-            data_.reset();
-            cap_ = 0;
-        }
+        if (empty() && cap_ > keep) release_block();
     }
 
 private:
+    void release_block() noexcept;
     void make_room(std::size_t n);
 
     std::unique_ptr<char[]> data_;
