@@ -1,5 +1,5 @@
 // The cancellation sweep over I/O (tests/net/cancel_sweep.hpp): stream
-// reads and drain, open_connection (with Happy Eyeballs), start_server,
+// reads and drain, open_connection (with Happy Eyeballs), loop.create_connection, start_server,
 // serve_forever,
 // the loop's sock_* operations and subprocesses, each
 // cancelled at every await point, on both backends (the uring. copy).
@@ -225,6 +225,41 @@ TEST(CancelSweep, OpenConnection) {
 TEST(CancelSweep, OpenConnectionHappyEyeballs) {
     EXPECT_GT(sweep::sweep([](int k) { return open_connection_scenario(k, true); }), 1);
 }
+
+// The transport-level call under open_connection: cancelled anywhere, it
+// leaves no socket (the fd count), and a protocol that was told
+// connection_made is told connection_lost too (asyncio closes the
+// transport it made when the wait for the connection is cancelled).
+struct made_lost_protocol : pyco::protocol {
+    static inline int made = 0;
+    static inline int lost = 0;
+    void connection_made(pyco::transport&) override { ++made; }
+    void connection_lost(std::exception_ptr) override { ++lost; }
+};
+
+coroutine<int> create_connection_scenario(int k) {
+    made_lost_protocol::made = made_lost_protocol::lost = 0;
+    pyco::event_loop& loop = pyco::get_running_loop();
+    pyco::server srv = co_await pyco::start_server(close_at_eof, "127.0.0.1", 0);
+    pyco::protocol_factory factory = [] { return std::make_shared<made_lost_protocol>(); };
+    auto t = pyco::create_task(loop.create_connection(factory, "127.0.0.1", port_of(srv)));
+    const int n = co_await sweep::drive(t, k);
+    if (!t.cancelled()) {
+        auto [tr, proto] = t.result();
+        EXPECT_EQ(made_lost_protocol::made, 1);
+        tr->close();
+    }
+    for (int i = 0; i < 16 && made_lost_protocol::lost < made_lost_protocol::made; ++i) {
+        co_await pyco::sleep(std::chrono::seconds(0));
+    }
+    EXPECT_EQ(made_lost_protocol::lost, made_lost_protocol::made) << "cancelled at " << k;
+    srv.close();
+    co_await srv.wait_closed();
+    EXPECT_TRUE(sweep::only_main_task());
+    co_return n;
+}
+
+TEST(CancelSweep, CreateConnection) { EXPECT_GT(sweep::sweep(create_connection_scenario), 1); }
 
 coroutine<void> nothing(reader_ptr, pyco::stream_writer w) {
     w.close();
