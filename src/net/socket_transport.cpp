@@ -25,14 +25,13 @@
 //     kept would otherwise be 64 KiB — or the size of the largest write —
 //     for each connection for its whole life (tests/soak found 10,000
 //     connections holding 640 MiB). Larger chunks, once sent, go back to a
-//     small per-thread pool (chunk_pool, at most 4 MiB) that the next large
+//     small per-thread pool (buffer_pool.hpp, at most 4 MiB) that the next large
 //     write takes from: freeing and re-allocating a 64 KiB+ chunk per write
 //     made glibc trim and regrow its heap each time (io_uring bulk echo at
 //     100 KiB fell from ~2 GiB/s to under 1).
 #include "socket_transport.hpp"
+#include "buffer_pool.hpp"
 #include "sock_registry.hpp"
-
-#include <vector>
 
 #include <fcntl.h>
 #include <sys/socket.h>
@@ -60,47 +59,6 @@ constexpr std::size_t chunk_size = 64 * 1024;
 constexpr std::size_t kept_chunk = 16 * 1024;  // see the invariants
 constexpr std::size_t max_iov = 64;
 constexpr std::size_t read_size = 256 * 1024;  // uvloop's; asyncio reads 256 KiB too
-
-// Freed write chunks larger than kept_chunk, kept for the next large write
-// on this thread (the loop's: transports live on it). Bounded, so that what
-// idle connections gave back is not all kept.
-struct chunk_pool {
-    static constexpr std::size_t max_bytes = 4u << 20;
-    static constexpr std::size_t max_chunk = 1u << 20;
-    struct entry {
-        std::unique_ptr<std::byte[]> data;
-        std::size_t cap;
-    };
-    std::vector<entry> free;
-    std::size_t bytes = 0;
-
-    // A chunk of at least `need` bytes (its capacity in cap).
-    std::unique_ptr<std::byte[]> take(std::size_t need, std::size_t& cap) {
-        for (std::size_t i = free.size(); i-- > 0;) {
-            if (free[i].cap >= need) {
-                entry e = std::move(free[i]);
-                free[i] = std::move(free.back());
-                free.pop_back();
-                bytes -= e.cap;
-                cap = e.cap;
-                return std::move(e.data);
-            }
-        }
-        cap = need;
-        return std::unique_ptr<std::byte[]>(new std::byte[need]);
-    }
-
-    void give(std::unique_ptr<std::byte[]> data, std::size_t cap) {
-        if (cap > max_chunk || bytes + cap > max_bytes) return;  // freed
-        bytes += cap;
-        free.push_back({std::move(data), cap});
-    }
-};
-
-chunk_pool& pool() {
-    thread_local chunk_pool p;
-    return p;
-}
 
 // The receive buffer for plain protocols: data_received consumes it before
 // the next read, so one per thread serves every transport of the loop.
@@ -453,7 +411,7 @@ private:
             c.cap = std::max<std::size_t>(data.size(), 1024);
             c.data.reset(new std::byte[c.cap]);
         } else {
-            c.data = pool().take(std::max(chunk_size, data.size()), c.cap);
+            c.data = buffer_pool<std::byte>::here().take(std::max(chunk_size, data.size()), c.cap);
         }
         std::memcpy(c.data.get(), data.data(), data.size());
         c.end = data.size();
@@ -471,7 +429,7 @@ private:
                 if (wbuf_.size() == 1 && c.cap <= kept_chunk) {
                     c.begin = c.end = 0;  // kept: the next small write reuses it
                 } else {
-                    if (c.cap > kept_chunk) pool().give(std::move(c.data), c.cap);
+                    if (c.cap > kept_chunk) buffer_pool<std::byte>::here().give(std::move(c.data), c.cap);
                     wbuf_.pop_front();
                 }
             }

@@ -1,68 +1,18 @@
 #include <pyco/net/stream_reader.hpp>
 
+#include "buffer_pool.hpp"
+
 #include <algorithm>
 #include <cstring>
 #include <limits>
-#include <vector>
 #include <utility>
 
 namespace pyco {
 
 namespace detail {
 
-namespace {
-
-// Blocks that emptied readers gave back (release_if_empty) or that a
-// growing buffer left, kept for the next buffer that needs one on this
-// thread (the loop's: readers live on it). Bounded (4 MiB, blocks up to
-// 1 MiB), so idle readers do not keep memory through it. Without it a busy
-// stream freed and re-allocated its block per message, and glibc trimmed
-// and regrew its heap each time (streams echo of 100 KiB on io_uring: a
-// tenth of the throughput).
-struct block_pool {
-    static constexpr std::size_t max_bytes = 4u << 20;
-    static constexpr std::size_t max_block = 1u << 20;
-    struct entry {
-        std::unique_ptr<char[]> data;
-        std::size_t cap;
-    };
-    std::vector<entry> free;
-    std::size_t bytes = 0;
-
-    std::unique_ptr<char[]> take(std::size_t need, std::size_t& cap) {
-        for (std::size_t i = free.size(); i-- > 0;) {
-            if (free[i].cap >= need && free[i].cap <= 4 * need) {
-                entry e = std::move(free[i]);
-                free[i] = std::move(free.back());
-                free.pop_back();
-                bytes -= e.cap;
-                cap = e.cap;
-                return std::move(e.data);
-            }
-        }
-        cap = need;
-        return std::unique_ptr<char[]>(new char[need]);
-    }
-
-    void give(std::unique_ptr<char[]> data, std::size_t cap) noexcept {
-        if (!data || cap > max_block || bytes + cap > max_bytes) return;  // freed
-        try {
-            free.push_back({std::move(data), cap});
-            bytes += cap;
-        } catch (...) {  // (the vector could not grow: the block is freed)
-        }
-    }
-};
-
-block_pool& pool() {
-    thread_local block_pool p;
-    return p;
-}
-
-}  // namespace
-
 void byte_buffer::release_block() noexcept {
-    pool().give(std::move(data_), cap_);
+    buffer_pool<char>::here().give(std::move(data_), cap_);
     data_.reset();
     cap_ = 0;
     begin_ = end_ = 0;
@@ -91,9 +41,9 @@ void byte_buffer::make_room(std::size_t n) {
     const std::size_t grown = cap_ <= max / 2 ? cap_ * 2 : max;
     const std::size_t cap = std::max({need, grown, std::size_t{256}});
     std::size_t got = 0;
-    std::unique_ptr<char[]> block = pool().take(cap, got);
+    std::unique_ptr<char[]> block = buffer_pool<char>::here().take(cap, got);
     if (live != 0) std::memcpy(block.get(), data_.get() + begin_, live);
-    pool().give(std::move(data_), cap_);
+    buffer_pool<char>::here().give(std::move(data_), cap_);
     data_ = std::move(block);
     cap_ = got;
     begin_ = 0;
