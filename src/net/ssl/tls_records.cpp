@@ -215,6 +215,13 @@ void tls_layer_impl::read_some() {
                 break;
             }
             got += n;
+            // Nothing left to decrypt, here or inside OpenSSL: skip the call
+            // that could only answer WANT_READ (a small message's second
+            // SSL_read, its error-queue clearing and SSL_get_error).
+            if (incoming() == 0 && SSL_has_pending(ssl()) == 0) {
+                err = SSL_ERROR_WANT_READ;
+                break;
+            }
         }
         if (got > 0) {
             std::shared_ptr<protocol> app = app_;  // the app may replace itself
