@@ -59,6 +59,8 @@ struct unix_server_options;
 class ssl_context;
 struct start_tls_options;
 struct connection_options;
+struct unix_connection_options;
+struct accepted_socket_options;
 class datagram_protocol;
 class datagram_transport;
 struct datagram_options;
@@ -360,8 +362,14 @@ public:
                                                  connection_options options);
     // Python's sock=: an already connected stream socket.
     coroutine<connection_pair> create_connection(protocol_factory factory, socket sock);
+    coroutine<connection_pair> create_connection(protocol_factory factory, socket sock,
+                                                 unix_connection_options options);
     coroutine<connection_pair> create_unix_connection(protocol_factory factory, std::string path);
+    coroutine<connection_pair> create_unix_connection(protocol_factory factory, std::string path,
+                                                      unix_connection_options options);
     coroutine<connection_pair> connect_accepted_socket(protocol_factory factory, socket sock);
+    coroutine<connection_pair> connect_accepted_socket(protocol_factory factory, socket sock,
+                                                       accepted_socket_options options);
     // host "" listens on every interface; port 0 picks a free port.
     coroutine<server> create_server(protocol_factory factory, std::string host, std::uint16_t port);
     coroutine<server> create_server(protocol_factory factory, std::string host, std::uint16_t port,

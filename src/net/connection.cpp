@@ -314,6 +314,11 @@ coroutine<connection_pair> make_connection(event_loop& loop, protocol_factory fa
     co_return connection_pair{std::move(t), std::move(proto)};
 }
 
+void check_stream_socket(const socket& sock) {
+    if (!sock) throw value_error("sock is closed");
+    if (sock.type() != SOCK_STREAM) throw value_error("A Stream Socket was expected, got " + std::to_string(sock.type()));
+}
+
 std::string addr_repr(const std::string& host, std::uint16_t port) {
     return "('" + host + "', " + std::to_string(port) + ")";
 }
@@ -364,21 +369,42 @@ coroutine<connection_pair> event_loop::create_connection(protocol_factory factor
 }
 
 coroutine<connection_pair> event_loop::create_connection(protocol_factory factory, socket sock) {
-    if (!sock) throw value_error("sock is closed");
-    if (sock.type() != SOCK_STREAM) throw value_error("A Stream Socket was expected, got " + std::to_string(sock.type()));
-    co_return co_await make_connection(*this, std::move(factory), std::move(sock));
+    return create_connection(std::move(factory), std::move(sock), unix_connection_options{});
+}
+
+coroutine<connection_pair> event_loop::create_connection(protocol_factory factory, socket sock,
+                                                         unix_connection_options o) {
+    std::optional<tls_request> tls =
+        tls_of(o.ssl, o.server_hostname, nullptr, o.ssl_handshake_timeout, o.ssl_shutdown_timeout, false);
+    check_stream_socket(sock);
+    co_return co_await make_connection(*this, std::move(factory), std::move(sock), std::move(tls));
 }
 
 coroutine<connection_pair> event_loop::connect_accepted_socket(protocol_factory factory, socket sock) {
-    if (!sock) throw value_error("sock is closed");
-    if (sock.type() != SOCK_STREAM) throw value_error("A Stream Socket was expected, got " + std::to_string(sock.type()));
-    co_return co_await make_connection(*this, std::move(factory), std::move(sock));
+    return connect_accepted_socket(std::move(factory), std::move(sock), accepted_socket_options{});
+}
+
+coroutine<connection_pair> event_loop::connect_accepted_socket(protocol_factory factory, socket sock,
+                                                               accepted_socket_options o) {
+    std::optional<tls_request> tls =
+        tls_of(o.ssl, std::nullopt, nullptr, o.ssl_handshake_timeout, o.ssl_shutdown_timeout, true);
+    check_stream_socket(sock);
+    co_return co_await make_connection(*this, std::move(factory), std::move(sock), std::move(tls));
 }
 
 coroutine<connection_pair> event_loop::create_unix_connection(protocol_factory factory, std::string path) {
+    return create_unix_connection(std::move(factory), std::move(path), unix_connection_options{});
+}
+
+coroutine<connection_pair> event_loop::create_unix_connection(protocol_factory factory, std::string path,
+                                                              unix_connection_options o) {
+    // asyncio's own message here: there is no host to take the name from.
+    if (o.ssl && !o.server_hostname) throw value_error("you have to pass server_hostname when using ssl");
+    std::optional<tls_request> tls =
+        tls_of(o.ssl, o.server_hostname, nullptr, o.ssl_handshake_timeout, o.ssl_shutdown_timeout, false);
     socket sock(AF_UNIX, SOCK_STREAM, 0);
     co_await sock_connect(sock, sock_address::unix_path(path));
-    co_return co_await make_connection(*this, std::move(factory), std::move(sock));
+    co_return co_await make_connection(*this, std::move(factory), std::move(sock), std::move(tls));
 }
 
 coroutine<server> event_loop::create_server(protocol_factory factory, std::string host, std::uint16_t port) {

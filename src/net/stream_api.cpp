@@ -52,9 +52,20 @@ coroutine<stream_pair> open_connection(std::string host, std::uint16_t port, ope
 }
 
 coroutine<stream_pair> open_unix_connection(std::string path, std::size_t limit) {
+    open_unix_connection_options o;
+    o.limit = limit;
+    return open_unix_connection(std::move(path), std::move(o));
+}
+
+coroutine<stream_pair> open_unix_connection(std::string path, open_unix_connection_options options) {
     event_loop& loop = get_running_loop();
-    auto [factory, made] = client_factory(limit);
-    connection_pair c = co_await loop.create_unix_connection(std::move(factory), std::move(path));
+    auto [factory, made] = client_factory(options.limit);
+    unix_connection_options o;
+    o.ssl = std::move(options.ssl);
+    o.server_hostname = std::move(options.server_hostname);
+    o.ssl_handshake_timeout = options.ssl_handshake_timeout;
+    o.ssl_shutdown_timeout = options.ssl_shutdown_timeout;
+    connection_pair c = co_await loop.create_unix_connection(std::move(factory), std::move(path), std::move(o));
     co_return pair_of(c, *made);
 }
 
@@ -82,11 +93,23 @@ coroutine<server> start_server(client_connected_cb cb, std::vector<std::string> 
 
 coroutine<server> start_unix_server(client_connected_cb cb, std::string path, std::size_t limit, int backlog,
                                     bool start_serving) {
-    event_loop& loop = get_running_loop();
-    unix_server_options o;
+    start_unix_server_options o;
+    o.limit = limit;
     o.backlog = backlog;
     o.start_serving = start_serving;
-    co_return co_await loop.create_unix_server(server_factory(std::move(cb), limit), std::move(path), o);
+    return start_unix_server(std::move(cb), std::move(path), std::move(o));
+}
+
+coroutine<server> start_unix_server(client_connected_cb cb, std::string path, start_unix_server_options options) {
+    event_loop& loop = get_running_loop();
+    unix_server_options o;
+    o.backlog = options.backlog;
+    o.start_serving = options.start_serving;
+    o.cleanup_socket = options.cleanup_socket;
+    o.ssl = std::move(options.ssl);
+    o.ssl_handshake_timeout = options.ssl_handshake_timeout;
+    o.ssl_shutdown_timeout = options.ssl_shutdown_timeout;
+    co_return co_await loop.create_unix_server(server_factory(std::move(cb), options.limit), std::move(path), o);
 }
 
 }  // namespace pyco

@@ -151,51 +151,47 @@ coroutine<void> stream_reader_protocol::closed() {
 
 stream_writer::stream_writer(std::shared_ptr<pyco::transport> t, std::shared_ptr<stream_reader_protocol> p,
                              std::shared_ptr<stream_reader> r)
-    : transport_(std::move(t)), protocol_(std::move(p)), reader_(std::move(r)) {
-    closer_ = std::shared_ptr<std::weak_ptr<pyco::transport>>(new std::weak_ptr<pyco::transport>(transport_),
-                                                               [](std::weak_ptr<pyco::transport>* weak) noexcept {
-        std::unique_ptr<std::weak_ptr<pyco::transport>> own(weak);
-        if (auto tr = weak->lock()) {
-            try {
-                if (!tr->is_closing()) tr->close();
-            } catch (...) {
-                // Its loop is closed: nothing can be closed through it any more.
-            }
-        }
-    });
+    : st_(std::make_shared<shared>(std::move(t), std::move(p), std::move(r))) {}
+
+stream_writer::shared::~shared() {
+    if (!transport) return;
+    try {
+        if (!transport->is_closing()) transport->close();
+    } catch (...) {
+        // Its loop is closed: nothing can be closed through it any more.
+    }
 }
 
 coroutine<void> stream_writer::drain() {
-    // Hold everything this needs: the caller's writer may go meanwhile.
-    std::shared_ptr<stream_reader_protocol> p = protocol_;
-    std::shared_ptr<pyco::transport> t = transport_;
-    if (reader_) {
-        if (std::exception_ptr e = reader_->exception()) std::rethrow_exception(e);
+    // Hold the writer: the caller's copy may go meanwhile (as the coroutine
+    // holds self in CPython).
+    std::shared_ptr<shared> st = st_;
+    if (st->reader) {
+        if (std::exception_ptr e = st->reader->exception()) std::rethrow_exception(e);
     }
-    if (t->is_closing()) {
+    if (st->transport->is_closing()) {
         // Let connection_lost run first, so that drain raises rather than
         // returning on a connection already gone (asyncio's sleep(0)).
         co_await sleep(std::chrono::seconds(0));
     }
-    co_await p->drain_helper();
+    co_await st->protocol->drain_helper();
 }
 
 coroutine<void> stream_writer::wait_closed() {
-    std::shared_ptr<stream_reader_protocol> p = protocol_;
+    // Only the protocol: a wait_closed() must not keep the last copy of the
+    // writer from closing the transport, or it would wait for ever.
+    std::shared_ptr<stream_reader_protocol> p = st_->protocol;
     co_await p->closed();
 }
 
 coroutine<void> stream_writer::start_tls(ssl_context ctx, start_tls_options options) {
-    std::shared_ptr<stream_reader_protocol> p = protocol_;
-    options.server_side = p->server_side();
+    std::shared_ptr<shared> st = st_;
+    options.server_side = st->protocol->server_side();
     co_await drain();
-    std::shared_ptr<pyco::transport> old = transport_;
-    std::shared_ptr<pyco::transport> nt = co_await get_running_loop().start_tls(old, p, std::move(ctx), options);
-    transport_ = nt;
-    p->replace_transport(*nt);
-    // The last copy of this writer now closes the TLS transport (with
-    // close_notify), not the socket's under it.
-    if (closer_) *closer_ = nt;
+    std::shared_ptr<pyco::transport> nt =
+        co_await get_running_loop().start_tls(st->transport, st->protocol, std::move(ctx), options);
+    st->transport = nt;
+    st->protocol->replace_transport(*nt);
 }
 
 }  // namespace pyco

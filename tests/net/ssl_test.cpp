@@ -503,7 +503,8 @@ TEST(Ssl, StartTlsOnATransportPausedForWriting) {
 namespace {
 
 // A TLS server on a Unix socket; the client upgrades its plain Unix
-// connection with loop.start_tls (create_unix_connection has no ssl= here).
+// connection with loop.start_tls (STARTTLS over a Unix socket; ssl= on
+// create_unix_connection is in ssl_unix_test.cpp).
 TEST(Ssl, UnixServerWithStartTlsClient) {
     auto body = []() -> coroutine<void> {
         pyco::event_loop& loop = pyco::get_running_loop();

@@ -58,4 +58,24 @@ struct connection_options {
     std::optional<std::chrono::milliseconds> ssl_shutdown_timeout;   // 30 s
 };
 
+// loop.create_unix_connection's keywords, which are TLS's only (a Unix
+// socket has no host name to default server_hostname to: with ssl it must
+// be given, "you have to pass server_hostname when using ssl"; "" turns
+// SNI and the name check off). Also those of create_connection(factory,
+// sock, options) (Python's sock=), where a missing server_hostname is
+// "You must set server_hostname when using ssl without a host".
+struct unix_connection_options {
+    std::optional<ssl_context> ssl;
+    std::optional<std::string> server_hostname;
+    std::optional<std::chrono::milliseconds> ssl_handshake_timeout;  // 60 s
+    std::optional<std::chrono::milliseconds> ssl_shutdown_timeout;   // 30 s
+};
+
+// loop.connect_accepted_socket's keywords: the server side of TLS.
+struct accepted_socket_options {
+    std::optional<ssl_context> ssl;
+    std::optional<std::chrono::milliseconds> ssl_handshake_timeout;  // 60 s
+    std::optional<std::chrono::milliseconds> ssl_shutdown_timeout;   // 30 s
+};
+
 }  // namespace pyco

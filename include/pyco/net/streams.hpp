@@ -67,34 +67,42 @@ public:
     stream_writer(std::shared_ptr<pyco::transport> t, std::shared_ptr<stream_reader_protocol> p,
                   std::shared_ptr<stream_reader> r);
 
-    pyco::transport& transport() const noexcept { return *transport_; }
-    void write(std::string_view data) { transport_->write(data); }
-    void write(std::span<const std::byte> data) { transport_->write(data); }
-    void writelines(std::span<const std::string_view> lines) { transport_->writelines(lines); }
-    void write_eof() { transport_->write_eof(); }
-    bool can_write_eof() const noexcept { return transport_->can_write_eof(); }
-    void close() { transport_->close(); }
-    bool is_closing() const noexcept { return transport_->is_closing(); }
-    std::any get_extra_info(std::string_view name) const { return transport_->get_extra_info(name); }
-    std::size_t get_write_buffer_size() const noexcept { return transport_->get_write_buffer_size(); }
+    pyco::transport& transport() const noexcept { return *st_->transport; }
+    void write(std::string_view data) { st_->transport->write(data); }
+    void write(std::span<const std::byte> data) { st_->transport->write(data); }
+    void writelines(std::span<const std::string_view> lines) { st_->transport->writelines(lines); }
+    void write_eof() { st_->transport->write_eof(); }
+    bool can_write_eof() const noexcept { return st_->transport->can_write_eof(); }
+    void close() { st_->transport->close(); }
+    bool is_closing() const noexcept { return st_->transport->is_closing(); }
+    std::any get_extra_info(std::string_view name) const { return st_->transport->get_extra_info(name); }
+    std::size_t get_write_buffer_size() const noexcept { return st_->transport->get_write_buffer_size(); }
     [[nodiscard]] coroutine<void> drain();
     // Until the connection is lost; raises the error it was lost with.
     [[nodiscard]] coroutine<void> wait_closed();
     // StreamWriter.start_tls (3.11): drain, then upgrade the connection in
-    // place; this writer and its reader go on over TLS. Server side when the
-    // stream came from start_server (options.server_side is not used).
-    // Other copies of this writer keep the plain transport: upgrade through
-    // the copy you write with.
+    // place; every copy of this writer, and its reader, go on over TLS.
+    // Server side when the stream came from start_server
+    // (options.server_side is not used).
     [[nodiscard]] coroutine<void> start_tls(ssl_context ctx, start_tls_options options = {});
 
 private:
-    std::shared_ptr<pyco::transport> transport_;
-    std::shared_ptr<stream_reader_protocol> protocol_;
-    std::shared_ptr<stream_reader> reader_;
-    // Shared by every copy; the last one to go closes the transport if it is
-    // still open (CPython 3.12's StreamWriter.__del__).
-    // start_tls points it at the TLS transport.
-    std::shared_ptr<std::weak_ptr<pyco::transport>> closer_;
+    // One per writer, shared by every copy, so that start_tls moves them
+    // all to the TLS transport. When the last copy goes while the transport
+    // is still open, it is closed (CPython 3.12's StreamWriter.__del__);
+    // after start_tls that is the TLS transport, with close_notify.
+    struct shared {
+        std::shared_ptr<pyco::transport> transport;
+        std::shared_ptr<stream_reader_protocol> protocol;
+        std::shared_ptr<stream_reader> reader;
+        shared(std::shared_ptr<pyco::transport> t, std::shared_ptr<stream_reader_protocol> p,
+               std::shared_ptr<stream_reader> r) noexcept
+            : transport(std::move(t)), protocol(std::move(p)), reader(std::move(r)) {}
+        shared(const shared&) = delete;
+        shared& operator=(const shared&) = delete;
+        ~shared();
+    };
+    std::shared_ptr<shared> st_;
 };
 
 // The callback start_server runs (as a task) for each connection.
@@ -174,12 +182,34 @@ struct start_server_options {
     std::optional<std::chrono::milliseconds> ssl_shutdown_timeout;   // 30 s
 };
 
+// open_unix_connection's keywords. TLS as loop.create_unix_connection's
+// (<pyco/net/connection.hpp>): with ssl, server_hostname must be given.
+struct open_unix_connection_options {
+    std::size_t limit = stream_reader::default_limit;
+    std::optional<ssl_context> ssl;
+    std::optional<std::string> server_hostname;
+    std::optional<std::chrono::milliseconds> ssl_handshake_timeout;  // 60 s
+    std::optional<std::chrono::milliseconds> ssl_shutdown_timeout;   // 30 s
+};
+
+// start_unix_server's keywords (loop.create_unix_server's, and limit).
+struct start_unix_server_options {
+    std::size_t limit = stream_reader::default_limit;
+    int backlog = 100;
+    bool start_serving = true;
+    bool cleanup_socket = true;  // 3.13
+    std::optional<ssl_context> ssl;
+    std::optional<std::chrono::milliseconds> ssl_handshake_timeout;  // 60 s
+    std::optional<std::chrono::milliseconds> ssl_shutdown_timeout;   // 30 s
+};
+
 using stream_pair = std::pair<std::shared_ptr<stream_reader>, stream_writer>;
 
 [[nodiscard]] coroutine<stream_pair> open_connection(std::string host, std::uint16_t port,
                                                      open_connection_options options = {});
 [[nodiscard]] coroutine<stream_pair> open_unix_connection(std::string path,
                                                           std::size_t limit = stream_reader::default_limit);
+[[nodiscard]] coroutine<stream_pair> open_unix_connection(std::string path, open_unix_connection_options options);
 // host "" listens on every interface; several hosts: one listener each.
 [[nodiscard]] coroutine<server> start_server(client_connected_cb cb, std::string host, std::uint16_t port,
                                              start_server_options options = {});
@@ -188,5 +218,7 @@ using stream_pair = std::pair<std::shared_ptr<stream_reader>, stream_writer>;
 [[nodiscard]] coroutine<server> start_unix_server(client_connected_cb cb, std::string path,
                                                   std::size_t limit = stream_reader::default_limit,
                                                   int backlog = 100, bool start_serving = true);
+[[nodiscard]] coroutine<server> start_unix_server(client_connected_cb cb, std::string path,
+                                                  start_unix_server_options options);
 
 }  // namespace pyco
