@@ -42,6 +42,7 @@
 #include <pyco/wait.hpp>
 
 #include "net/cancel_sweep.hpp"
+#include "net/net_test_util.hpp"
 
 namespace {
 
@@ -428,16 +429,9 @@ coroutine<int> sock_sendall_scenario(int k) {
 
 TEST(CancelSweep, SockSendall) { EXPECT_GT(sweep::sweep(sock_sendall_scenario), 1); }
 
-pyco::socket loopback_listener() {
-    pyco::socket l(AF_INET);
-    l.bind(pyco::sock_address::ipv4("127.0.0.1", 0));
-    l.listen();
-    return l;
-}
-
 coroutine<int> sock_accept_scenario(int k) {
     pyco::event_loop& loop = pyco::get_running_loop();
-    pyco::socket listener = loopback_listener();
+    pyco::socket listener = net_test::loopback_listener();
     // The delivery rule, as for sock_recv: a connection accepted by the
     // cancelled call is given to its caller; else it is still queued.
     pyco::socket accepted;
@@ -459,7 +453,7 @@ TEST(CancelSweep, SockAccept) { EXPECT_GT(sweep::sweep(sock_accept_scenario), 0)
 
 coroutine<int> sock_connect_scenario(int k) {
     pyco::event_loop& loop = pyco::get_running_loop();
-    pyco::socket listener = loopback_listener();
+    pyco::socket listener = net_test::loopback_listener();
     pyco::socket client(AF_INET);
     auto t = pyco::create_task(loop.sock_connect(client, listener.getsockname()));
     const int n = co_await sweep::drive(t, k);
