@@ -15,10 +15,17 @@
 //     cancelled sock_sendall may have sent a part, never a byte twice or out
 //     of order;
 //   - a cancelled wait/communicate leaves the child reapable: a later
-//     wait() returns its code, and communicate's output is still readable.
+//     wait() returns its code, and communicate's output is still readable;
+//   - loop.subprocess_exec with a subprocess_protocol, then a wait for the
+//     child's exit, cancelled anywhere: no zombie (waitpid says ECHILD),
+//     and a transport whose protocol was told connection_made can still be
+//     closed, which kills the child.
 #include <netinet/in.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
+#include <signal.h>
 
+#include <cerrno>
 #include <memory>
 #include <optional>
 #include <system_error>
@@ -31,8 +38,11 @@
 #include <pyco/net/socket.hpp>
 #include <pyco/net/streams.hpp>
 #include <pyco/subprocess.hpp>
+#include <pyco/subprocess_transport.hpp>
+#include <pyco/wait.hpp>
 
 #include "net/cancel_sweep.hpp"
+#include "net/net_test_util.hpp"
 
 namespace {
 
@@ -419,16 +429,9 @@ coroutine<int> sock_sendall_scenario(int k) {
 
 TEST(CancelSweep, SockSendall) { EXPECT_GT(sweep::sweep(sock_sendall_scenario), 1); }
 
-pyco::socket loopback_listener() {
-    pyco::socket l(AF_INET);
-    l.bind(pyco::sock_address::ipv4("127.0.0.1", 0));
-    l.listen();
-    return l;
-}
-
 coroutine<int> sock_accept_scenario(int k) {
     pyco::event_loop& loop = pyco::get_running_loop();
-    pyco::socket listener = loopback_listener();
+    pyco::socket listener = net_test::loopback_listener();
     // The delivery rule, as for sock_recv: a connection accepted by the
     // cancelled call is given to its caller; else it is still queued.
     pyco::socket accepted;
@@ -450,7 +453,7 @@ TEST(CancelSweep, SockAccept) { EXPECT_GT(sweep::sweep(sock_accept_scenario), 0)
 
 coroutine<int> sock_connect_scenario(int k) {
     pyco::event_loop& loop = pyco::get_running_loop();
-    pyco::socket listener = loopback_listener();
+    pyco::socket listener = net_test::loopback_listener();
     pyco::socket client(AF_INET);
     auto t = pyco::create_task(loop.sock_connect(client, listener.getsockname()));
     const int n = co_await sweep::drive(t, k);
@@ -561,5 +564,104 @@ coroutine<int> stdin_drain_scenario(int k) {
 }
 
 TEST(CancelSweep, ProcessStdinDrain) { EXPECT_GT(sweep::sweep(stdin_drain_scenario), 0); }
+
+// loop.subprocess_exec with a subprocess_protocol, then the caller's wait
+// for the child's exit: process_exited (a future the protocol sets), then
+// the transport's wait(). The child waits for a line on stdin, which the
+// caller sends after a little work of its own; at EOF instead it execs
+// sleep (same pid), so that only a kill ends it.
+//
+// CPython 3.12 connects the pipes over several loop iterations inside
+// subprocess_exec; cancelled there, it closes the transport (killing the
+// child), waits for its exit and re-raises, the protocol having been told
+// connection_made ... connection_lost all the same (checked by running
+// it). pyco spawns and connects in one step, so a cancel lands either
+// before subprocess_exec ran (nothing spawned, in CPython too) or after it
+// returned the pair, which is then the caller's: the child was not told to
+// exit, so closing the transport must kill it.
+struct exit_protocol : pyco::subprocess_protocol {
+    int made = 0, exited = 0, lost = 0;
+    pid_t pid = -1;
+    std::optional<int> returncode;
+    pyco::subprocess_transport* transport = nullptr;  // until connection_lost
+    pyco::future<void> exited_f, lost_f;
+    void connection_made(pyco::subprocess_transport& t) override {
+        ++made;
+        transport = &t;
+        pid = t.get_pid();
+        exited_f = pyco::get_running_loop().create_future<void>();
+        lost_f = pyco::get_running_loop().create_future<void>();
+    }
+    void process_exited() override {
+        ++exited;
+        returncode = transport->get_returncode();
+        exited_f.set_result();
+    }
+    void connection_lost(std::exception_ptr) override {
+        ++lost;
+        transport = nullptr;
+        if (!lost_f.done()) lost_f.set_result();
+    }
+};
+
+// Until connection_lost; a child that was not killed would keep it away
+// for good: bounded, so that this fails rather than hangs.
+coroutine<void> until_lost(exit_protocol& p, int k) {
+    try {
+        co_await pyco::wait_for(p.lost_f, std::chrono::seconds(30));
+    } catch (const pyco::timeout_error&) {
+        ADD_FAILURE() << "connection_lost never came (the child still runs?), cancelled at " << k;
+    }
+}
+
+coroutine<int> spawn_and_wait(std::shared_ptr<exit_protocol>& proto, bool& told) {
+    pyco::event_loop& loop = pyco::get_running_loop();
+    pyco::subprocess_protocol_factory factory = [&proto] {
+        proto = std::make_shared<exit_protocol>();
+        return proto;
+    };
+    std::vector<std::string> argv{"sh", "-c", "read x || exec sleep 100; exit $x"};
+    auto [tr, pr] = co_await loop.subprocess_exec(factory, argv);
+    co_await pyco::sleep(std::chrono::seconds(0));
+    co_await pyco::sleep(std::chrono::seconds(0));
+    tr->get_pipe_transport(0)->write("3\n");
+    told = true;
+    co_await proto->exited_f;
+    EXPECT_EQ(tr->get_returncode(), 3);
+    co_return co_await tr->wait();
+}
+
+coroutine<int> subprocess_protocol_scenario(int k) {
+    std::shared_ptr<exit_protocol> p;
+    bool told = false;
+    auto t = pyco::create_task(spawn_and_wait(p, told));
+    const int n = co_await sweep::drive(t, k);
+    if (!t.cancelled()) {
+        EXPECT_EQ(t.result(), 3);
+    } else if (p && p->transport) {
+        p->transport->close();
+        co_await until_lost(*p, k);
+        // Not told to exit, the child can only have been killed.
+        if (!told) {
+            EXPECT_EQ(p->returncode, -SIGKILL) << "cancelled at " << k;
+        }
+    }
+    if (p) {
+        co_await until_lost(*p, k);
+        EXPECT_EQ(p->made, 1) << "cancelled at " << k;
+        EXPECT_EQ(p->exited, 1) << "cancelled at " << k;
+        EXPECT_EQ(p->lost, 1) << "cancelled at " << k;
+        int status = 0;
+        errno = 0;
+        EXPECT_EQ(::waitpid(p->pid, &status, WNOHANG), -1) << "a zombie or a live child, cancelled at " << k;
+        EXPECT_EQ(errno, ECHILD) << "cancelled at " << k;
+    } else {
+        EXPECT_EQ(k, 0) << "only a cancel before the first step spawns nothing";
+    }
+    EXPECT_TRUE(sweep::only_main_task());
+    co_return n;
+}
+
+TEST(CancelSweep, SubprocessExecProtocol) { EXPECT_GT(sweep::sweep(subprocess_protocol_scenario), 1); }
 
 }  // namespace

@@ -49,13 +49,7 @@ constexpr rlim_t fds_needed = connections + 200;  // stdio, listener, epoll, pip
     int finished = 0;
     auto body = [&]() -> coroutine<int> {
         auto echo = [&](reader_ptr r, pyco::stream_writer w) -> coroutine<void> {
-            for (;;) {
-                std::string line = co_await r->readline();
-                if (line.empty()) break;
-                w.write(line);
-                co_await w.drain();
-            }
-            w.close();
+            co_await net_test::echo_lines(r, w);
             ++finished;
         };
         pyco::start_server_options o;

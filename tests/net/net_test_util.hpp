@@ -1,15 +1,21 @@
-// Helpers the networking tests and the soak share.
+// Helpers the networking tests and the soak share. No OpenSSL here (the
+// TLS tests' own helpers are in ssl_fixture.hpp): every test may include it.
 #pragma once
 
 #include <sys/resource.h>
+#include <sys/socket.h>
 
 #include <exception>
 #include <memory>
 #include <span>
 #include <string>
 
+#include <pyco/coroutine.hpp>
 #include <pyco/event_loop.hpp>
+#include <pyco/net/address.hpp>
 #include <pyco/net/protocol.hpp>
+#include <pyco/net/socket.hpp>
+#include <pyco/net/streams.hpp>
 #include <pyco/net/transport.hpp>
 
 namespace net_test {
@@ -53,6 +59,27 @@ struct counting_echo_protocol : pyco::protocol {
 
 inline pyco::protocol_factory counting_echo() {
     return [] { return std::make_shared<counting_echo_protocol>(); };
+}
+
+// A stream handler: echoes each line until EOF, then closes. An error
+// (the peer reset, a TLS failure) propagates to the server.
+inline pyco::coroutine<void> echo_lines(std::shared_ptr<pyco::stream_reader> r, pyco::stream_writer w) {
+    for (;;) {
+        std::string line = co_await r->readline();
+        if (line.empty()) break;
+        w.write(line);
+        co_await w.drain();
+    }
+    w.close();
+}
+
+// A TCP socket listening on 127.0.0.1, port 0 (the loop's sock_* calls
+// and raw peers).
+inline pyco::socket loopback_listener(int backlog = pyco::socket::default_backlog) {
+    pyco::socket l(AF_INET, SOCK_STREAM, 0);
+    l.bind(pyco::sock_address::ipv4("127.0.0.1", 0));
+    l.listen(backlog);
+    return l;
 }
 
 }  // namespace net_test

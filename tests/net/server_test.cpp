@@ -298,6 +298,7 @@ TEST(Server, AcceptUnderEmfileReportsPausesAndRecovers) {
 // ------------------------------------------------- CPython's test_server.py
 
 using reader_ptr = std::shared_ptr<pyco::stream_reader>;
+using net_test::echo_lines;
 
 // A unique temporary directory for Unix sockets, removed at the end.
 struct temp_dir {
@@ -549,16 +550,6 @@ TEST(ServerCPython, UnixServerCleanup) {
 }
 
 // --------------------------------------------- closed with clients connected
-
-coroutine<void> echo_lines(reader_ptr r, pyco::stream_writer w) {
-    for (;;) {
-        std::string line = co_await r->readline();
-        if (line.empty()) break;
-        w.write(line);
-        co_await w.drain();
-    }
-    w.close();
-}
 
 coroutine<std::string> round_trip(pyco::stream_pair& c, std::string msg) {
     c.second.write(msg);

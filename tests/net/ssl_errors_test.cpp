@@ -36,23 +36,7 @@ using namespace std::chrono_literals;
 using pyco::coroutine;
 using reader_ptr = std::shared_ptr<pyco::stream_reader>;
 
-using ssl_test::cert;
-using ssl_test::client_ctx;
-using ssl_test::echo_lines;
-using ssl_test::port_of;
-using ssl_test::server_ctx;
-using ssl_test::tls_client;
-using ssl_test::tls_server;
-
-// A good client connection and one line echoed: the server still serves.
-coroutine<void> still_serving(std::uint16_t port) {
-    auto [r, w] = co_await pyco::open_connection("127.0.0.1", port, tls_client());
-    w.write("ok\n");
-    std::string got = co_await r->readline();
-    EXPECT_EQ(got, "ok\n");
-    w.close();
-    co_await w.wait_closed();
-}
+using namespace ssl_test;
 
 // Connects with a verifying client to a server with `name`'s certificate;
 // returns what open_connection raised.
@@ -177,9 +161,7 @@ TEST(SslErrors, PeerClosesMidHandshake) {
     auto body = []() -> coroutine<void> {
         pyco::event_loop& loop = pyco::get_running_loop();
         // A server that accepts, reads the ClientHello and closes.
-        pyco::socket ls(AF_INET, SOCK_STREAM, 0);
-        ls.bind(pyco::sock_address::ipv4("127.0.0.1", 0));
-        ls.listen(5);
+        pyco::socket ls = net_test::loopback_listener(5);
         const std::uint16_t port = ls.getsockname().port();
         auto closer = [&]() -> coroutine<void> {
             auto [c, addr] = co_await loop.sock_accept(ls);
@@ -258,9 +240,7 @@ TEST(SslErrors, HandshakeTimeout) {
     auto body = []() -> coroutine<void> {
         pyco::event_loop& loop = pyco::get_running_loop();
         // Client side: a server that accepts and says nothing.
-        pyco::socket ls(AF_INET, SOCK_STREAM, 0);
-        ls.bind(pyco::sock_address::ipv4("127.0.0.1", 0));
-        ls.listen(5);
+        pyco::socket ls = net_test::loopback_listener(5);
         pyco::open_connection_options o = tls_client();
         o.ssl_handshake_timeout = 200ms;
         std::string what;
@@ -295,10 +275,8 @@ TEST(SslErrors, ShutdownTimeout) {
         struct silent : pyco::protocol {
             void connection_made(pyco::transport& t) override { t.pause_reading(); }
         };
-        pyco::server_options so;
-        so.ssl = server_ctx();
         pyco::protocol_factory factory1 = [] { return std::make_shared<silent>(); };
-        pyco::server srv = co_await loop.create_server(factory1, "127.0.0.1", 0, so);
+        pyco::server srv = co_await loop.create_server(factory1, "127.0.0.1", 0, tls_server<pyco::server_options>());
         struct waiter : pyco::protocol {
             std::optional<pyco::future<void>> lost;
             std::exception_ptr exc;
@@ -309,9 +287,7 @@ TEST(SslErrors, ShutdownTimeout) {
         };
         auto p = std::make_shared<waiter>();
         p->lost = loop.create_future<void>();
-        pyco::connection_options co;
-        co.ssl = client_ctx();
-        co.server_hostname = "localhost";
+        pyco::connection_options co = tls_client<pyco::connection_options>();
         co.ssl_shutdown_timeout = 200ms;
         pyco::protocol_factory factory2 = [p] { return p; };
         auto [t, proto] = co_await loop.create_connection(factory2, "127.0.0.1", port_of(srv), co);
@@ -335,9 +311,7 @@ TEST(SslErrors, ShutdownTimeout) {
 TEST(SslErrors, CancellingCreateConnectionDuringTheHandshakeClosesTheSocket) {
     auto body = []() -> coroutine<void> {
         pyco::event_loop& loop = pyco::get_running_loop();
-        pyco::socket ls(AF_INET, SOCK_STREAM, 0);
-        ls.bind(pyco::sock_address::ipv4("127.0.0.1", 0));
-        ls.listen(5);
+        pyco::socket ls = net_test::loopback_listener(5);
         auto t = pyco::create_task(pyco::open_connection("127.0.0.1", ls.getsockname().port(), tls_client()));
         auto [c, addr] = co_await loop.sock_accept(ls);
         co_await pyco::sleep(50ms);

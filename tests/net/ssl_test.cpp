@@ -33,13 +33,7 @@ using namespace std::chrono_literals;
 using pyco::coroutine;
 using reader_ptr = std::shared_ptr<pyco::stream_reader>;
 
-using ssl_test::cert;
-using ssl_test::client_ctx;
-using ssl_test::echo_lines;
-using ssl_test::port_of;
-using ssl_test::server_ctx;
-using ssl_test::tls_client;
-using ssl_test::tls_server;
+using namespace ssl_test;
 
 TEST(Ssl, StreamsEcho) {
     auto body = []() -> coroutine<void> {
@@ -134,6 +128,22 @@ struct collecting_protocol : pyco::protocol {
 
 const pyco::protocol_factory echo_factory = [] { return std::make_shared<echo_protocol>(); };
 
+// A TLS server of echo_protocol (the loop's calls) and a client connected
+// to it with `proto`.
+struct tls_echo_connection {
+    pyco::server srv;
+    std::shared_ptr<pyco::transport> t;
+};
+
+coroutine<tls_echo_connection> connect_to_tls_echo(std::shared_ptr<pyco::protocol> proto) {
+    pyco::event_loop& loop = pyco::get_running_loop();
+    pyco::server srv = co_await loop.create_server(echo_factory, "127.0.0.1", 0, tls_server<pyco::server_options>());
+    pyco::protocol_factory factory = [proto] { return proto; };
+    auto [t, p] = co_await loop.create_connection(factory, "127.0.0.1", port_of(srv),
+                                                  tls_client<pyco::connection_options>());
+    co_return tls_echo_connection{srv, t};
+}
+
 std::string pattern(std::size_t n) {
     std::string s(n, '\0');
     for (std::size_t i = 0; i < n; ++i) s[i] = static_cast<char>('a' + (i * 7 + i / 251) % 26);
@@ -143,18 +153,10 @@ std::string pattern(std::size_t n) {
 TEST(Ssl, ProtocolsLargeTransferBothWaysByteForByte) {
     auto body = []() -> coroutine<void> {
         pyco::event_loop& loop = pyco::get_running_loop();
-        pyco::server_options so;
-        so.ssl = server_ctx();
-        pyco::server srv = co_await loop.create_server(echo_factory, "127.0.0.1",
-                                                       0, so);
         auto proto = std::make_shared<collecting_protocol>();
         proto->done = loop.create_future<void>();
         proto->lost_f = loop.create_future<void>();
-        pyco::connection_options co;
-        co.ssl = client_ctx();
-        co.server_hostname = "localhost";
-        pyco::protocol_factory factory1 = [proto] { return proto; };
-        auto [t, p] = co_await loop.create_connection(factory1, "127.0.0.1", port_of(srv), co);
+        auto [srv, t] = co_await connect_to_tls_echo(proto);
         EXPECT_EQ(proto->made, 1);
         // asyncio's FLOW_CONTROL_HIGH_WATER_SSL_WRITE: 512 KiB, low = high / 4.
         EXPECT_EQ(t->get_write_buffer_limits(), (std::pair<std::size_t, std::size_t>{128 * 1024, 512 * 1024}));
@@ -200,17 +202,9 @@ struct buffered_collector : pyco::buffered_protocol {
 TEST(Ssl, BufferedProtocolReceives) {
     auto body = []() -> coroutine<void> {
         pyco::event_loop& loop = pyco::get_running_loop();
-        pyco::server_options so;
-        so.ssl = server_ctx();
-        pyco::server srv = co_await loop.create_server(echo_factory, "127.0.0.1",
-                                                       0, so);
         auto proto = std::make_shared<buffered_collector>();
         proto->done = loop.create_future<void>();
-        pyco::connection_options co;
-        co.ssl = client_ctx();
-        co.server_hostname = "localhost";
-        pyco::protocol_factory factory2 = [proto] { return proto; };
-        auto [t, p] = co_await loop.create_connection(factory2, "127.0.0.1", port_of(srv), co);
+        auto [srv, t] = co_await connect_to_tls_echo(proto);
         const std::string payload = pattern(300000);
         proto->want = payload.size();
         t->write(payload);
@@ -228,17 +222,9 @@ TEST(Ssl, BufferedProtocolReceives) {
 TEST(Ssl, PauseReadingHoldsDataUntilResumed) {
     auto body = []() -> coroutine<void> {
         pyco::event_loop& loop = pyco::get_running_loop();
-        pyco::server_options so;
-        so.ssl = server_ctx();
-        pyco::server srv = co_await loop.create_server(echo_factory, "127.0.0.1",
-                                                       0, so);
         auto proto = std::make_shared<collecting_protocol>();
         proto->done = loop.create_future<void>();
-        pyco::connection_options co;
-        co.ssl = client_ctx();
-        co.server_hostname = "localhost";
-        pyco::protocol_factory factory3 = [proto] { return proto; };
-        auto [t, p] = co_await loop.create_connection(factory3, "127.0.0.1", port_of(srv), co);
+        auto [srv, t] = co_await connect_to_tls_echo(proto);
         t->pause_reading();
         EXPECT_FALSE(t->is_reading());
         const std::string payload = pattern(2 * 1024 * 1024);
@@ -456,9 +442,7 @@ struct pausing_protocol : collecting_protocol {
 TEST(Ssl, StartTlsOnATransportPausedForWriting) {
     auto body = []() -> coroutine<void> {
         pyco::event_loop& loop = pyco::get_running_loop();
-        pyco::socket ls(AF_INET, SOCK_STREAM, 0);
-        ls.bind(pyco::sock_address::ipv4("127.0.0.1", 0));
-        ls.listen(5);
+        pyco::socket ls = net_test::loopback_listener(5);
         auto proto = std::make_shared<collecting_protocol>();
         pyco::protocol_factory pf = [proto] { return proto; };
         auto [t, p] = co_await loop.create_connection(pf, "127.0.0.1", ls.getsockname().port());
@@ -559,10 +543,8 @@ TEST(Ssl, EofReceivedReturningTrueStillCloses) {
         auto proto = std::make_shared<keep_open_protocol>();
         proto->lost_f = loop.create_future<void>();
         pyco::protocol_factory pf = [proto] { return proto; };
-        pyco::connection_options co;
-        co.ssl = client_ctx();
-        co.server_hostname = "localhost";
-        auto [t, p] = co_await loop.create_connection(pf, "127.0.0.1", port_of(srv), co);
+        auto [t, p] = co_await loop.create_connection(pf, "127.0.0.1", port_of(srv),
+                                                      tls_client<pyco::connection_options>());
         co_await pyco::wait_for(*proto->lost_f, 10s);
         EXPECT_EQ(proto->data, "bye");
         EXPECT_EQ(proto->eofs, 1);
@@ -587,10 +569,8 @@ TEST(Ssl, WriteAfterCloseIsIgnored) {
         auto proto = std::make_shared<collecting_protocol>();
         proto->lost_f = loop.create_future<void>();
         pyco::protocol_factory pf = [proto] { return proto; };
-        pyco::connection_options co;
-        co.ssl = client_ctx();
-        co.server_hostname = "localhost";
-        auto [t, p] = co_await loop.create_connection(pf, "127.0.0.1", port_of(srv), co);
+        auto [t, p] = co_await loop.create_connection(pf, "127.0.0.1", port_of(srv),
+                                                      tls_client<pyco::connection_options>());
         t->close();
         EXPECT_TRUE(t->is_closing());
         t->write(std::string_view("dropped\n"));
@@ -611,15 +591,8 @@ TEST(Ssl, WriteAfterCloseIsIgnored) {
 TEST(Ssl, AbortDuringTheHandshake) {
     auto body = []() -> coroutine<void> {
         pyco::event_loop& loop = pyco::get_running_loop();
-        pyco::socket ls(AF_INET, SOCK_STREAM, 0);
-        ls.bind(pyco::sock_address::ipv4("127.0.0.1", 0));
-        ls.listen(5);
-        auto client = pyco::create_task(pyco::open_connection("127.0.0.1", ls.getsockname().port(), [] {
-            pyco::open_connection_options o;
-            o.ssl = client_ctx();
-            o.server_hostname = "localhost";
-            return o;
-        }()));
+        pyco::socket ls = net_test::loopback_listener(5);
+        auto client = pyco::create_task(pyco::open_connection("127.0.0.1", ls.getsockname().port(), tls_client()));
         auto [conn, addr] = co_await loop.sock_accept(ls);
         std::string hello = co_await loop.sock_recv(conn, 4096);
         EXPECT_EQ(hello.substr(0, 1), "\x16");  // a TLS handshake record

@@ -20,23 +20,16 @@
 #include <pyco/sleep.hpp>
 #include <pyco/task.hpp>
 
+#include "net/net_test_util.hpp"
+
 namespace {
 
 using namespace std::chrono_literals;
 using pyco::coroutine;
 using reader_ptr = std::shared_ptr<pyco::stream_reader>;
+using net_test::echo_lines;
 
 std::uint16_t port_of(const pyco::server& s) { return s.sockets().at(0).port(); }
-
-coroutine<void> echo_lines(reader_ptr r, pyco::stream_writer w) {
-    for (;;) {
-        std::string line = co_await r->readline();
-        if (line.empty()) break;
-        w.write(line);
-        co_await w.drain();
-    }
-    w.close();
-}
 
 // The server reads a little of a 32 MiB write, then resets the connection
 // (SO_LINGER 0). The writer, waiting in drain() with most of the data still

@@ -39,21 +39,14 @@
 #include <pyco/task.hpp>
 #include <pyco/wait.hpp>
 
+#include "net/net_test_util.hpp"
+
 namespace {
 
 using namespace std::chrono_literals;
 using pyco::coroutine;
 using reader_ptr = std::shared_ptr<pyco::stream_reader>;
-
-coroutine<void> echo_lines(reader_ptr r, pyco::stream_writer w) {
-    for (;;) {
-        std::string line = co_await r->readline();
-        if (line.empty()) break;
-        w.write(line);
-        co_await w.drain();
-    }
-    w.close();
-}
+using net_test::echo_lines;
 
 std::uint16_t port_of(const pyco::server& s) { return s.sockets().at(0).port(); }
 
