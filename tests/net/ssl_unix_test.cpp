@@ -37,17 +37,10 @@ using ssl_test::server_ctx;
 
 std::string unix_path(const char* name) { return ssl_test::certs::get().dir() + "/" + name; }
 
-pyco::start_unix_server_options unix_tls_server() {
-    pyco::start_unix_server_options o;
-    o.ssl = server_ctx();
-    return o;
-}
+pyco::start_unix_server_options unix_tls_server() { return ssl_test::tls_server<pyco::start_unix_server_options>(); }
 
 pyco::open_unix_connection_options unix_tls_client(std::string hostname = "localhost") {
-    pyco::open_unix_connection_options o;
-    o.ssl = client_ctx();
-    o.server_hostname = std::move(hostname);
-    return o;
+    return ssl_test::tls_client<pyco::open_unix_connection_options>(client_ctx(), std::move(hostname));
 }
 
 coroutine<std::string> round_trip(reader_ptr r, pyco::stream_writer w, std::string line) {
