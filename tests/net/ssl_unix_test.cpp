@@ -43,6 +43,14 @@ pyco::open_unix_connection_options unix_tls_client(std::string hostname = "local
     return ssl_test::tls_client<pyco::open_unix_connection_options>(client_ctx(), std::move(hostname));
 }
 
+// Closes the writer and waits for it, then the server (wait_closed).
+coroutine<void> close_all(pyco::stream_writer w, pyco::server& srv) {
+    w.close();
+    co_await w.wait_closed();
+    srv.close();
+    co_await srv.wait_closed();
+}
+
 coroutine<std::string> round_trip(reader_ptr r, pyco::stream_writer w, std::string line) {
     w.write(line);
     co_await w.drain();
@@ -58,10 +66,7 @@ TEST(SslUnix, StreamsEchoOverTls) {
         auto obj = std::any_cast<pyco::ssl_object>(w.get_extra_info("ssl_object"));
         EXPECT_EQ(obj.version(), "TLSv1.3");
         EXPECT_EQ(obj.server_hostname(), "localhost");
-        w.close();
-        co_await w.wait_closed();
-        srv.close();
-        co_await srv.wait_closed();
+        co_await close_all(w, srv);
     };
     pyco::run(body());
 }
@@ -85,10 +90,7 @@ TEST(SslUnix, EmptyServerHostnameSkipsTheNameCheckOnly) {
         EXPECT_TRUE(refused);
         auto [r2, w2] = co_await pyco::open_unix_connection(path, unix_tls_client());
         EXPECT_EQ(co_await round_trip(r2, w2, "still\n"), "still\n");
-        w2.close();
-        co_await w2.wait_closed();
-        srv.close();
-        co_await srv.wait_closed();
+        co_await close_all(w2, srv);
     };
     pyco::run(body());
 }
