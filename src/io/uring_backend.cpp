@@ -147,10 +147,19 @@ void uring_backend::arm_wake() {
     ++in_flight_;
 }
 
+namespace {
+std::size_t iov_bytes(const io_op& op) noexcept {
+    std::size_t n = 0;
+    for (int i = 0; i < op.iovcnt; ++i) n += op.iov[i].iov_len;
+    return n;
+}
+}  // namespace
+
 io_status uring_backend::submit(io_op& op) {
     if (op.flags & io_flag_try) {
         op.state = 0;
-        op.result = cfg_.batch_try_sends && (op.code == io_opcode::send || op.code == io_opcode::sendto)
+        op.result = cfg_.batch_try_sends && (op.code == io_opcode::send || op.code == io_opcode::sendto) &&
+                            iov_bytes(op) < cfg_.direct_send_min
                         ? -EAGAIN
                         : do_syscall(op);
         return io_status::done;

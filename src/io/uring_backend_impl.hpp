@@ -20,7 +20,10 @@
 //     callbacks gave their buffers back.
 //   - io_flag_try sends answer -EAGAIN without a syscall (batch_try_sends):
 //     the transport copies the bytes and submits them, and they leave with
-//     the next enter. Tried receives are a direct syscall.
+//     the next enter. A send of direct_send_min bytes or more (64 KiB) is
+//     tried at once instead, as on epoll: left for the next enter it would
+//     sit over the transport's high-water mark and make drain() wait.
+//     Tried receives are a direct syscall.
 //   - add_reader/add_writer are one-shot polls re-armed after each callback.
 //     The kernel's multishot poll reports edges (wake-ups) only, and the seam
 //     promises level semantics: a re-armed one-shot poll completes at once,

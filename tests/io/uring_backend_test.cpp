@@ -1,11 +1,13 @@
 // What only the io_uring backend has: the provided-buffer ring running out
 // (a multishot receive ended by ENOBUFS is re-armed, and no byte is lost),
 // its growth, the kernel's cancellation rule (bytes a cancelled receive got
-// are delivered), wake-ups from another thread, and choosing the backend.
+// are delivered), which tried sends it batches, wake-ups from another
+// thread, and choosing the backend.
 // Skipped, saying why, where io_uring is unavailable.
 #include <pyco/detail/io_backend.hpp>
 
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -101,6 +103,36 @@ std::string pattern(std::size_t n) {
     std::string s(n, '\0');
     for (std::size_t i = 0; i < n; ++i) s[i] = static_cast<char>('a' + i % 26);
     return s;
+}
+
+// Tried sends (the transport's first attempt at a write): a small one is
+// left for the next enter (-EAGAIN, no syscall, so sends batch); one of
+// direct_send_min bytes or more is sent at once, as on epoll, so that a
+// large write does not wait in the transport's buffer over its high-water
+// mark.
+TEST(UringBackend, SmallTriedSendsWaitForTheEnterLargeOnesGoAtOnce) {
+    SKIP_WITHOUT_URING();
+    bare_backend bb(pyco::detail::uring_config{});
+    sock_pair sp;
+    auto try_send = [&](const std::string& data) {
+        io_op t;
+        t.fd = sp.a;
+        t.code = io_opcode::send;
+        t.flags = pyco::detail::io_flag_try;
+        iovec v{const_cast<char*>(data.data()), data.size()};
+        t.iov = &v;
+        t.iovcnt = 1;
+        EXPECT_EQ(bb.b->submit(t), io_status::done);
+        return t.result;
+    };
+    char buf[256];
+    EXPECT_EQ(try_send(pattern(100)), -EAGAIN);
+    EXPECT_EQ(::recv(sp.b, buf, sizeof buf, MSG_DONTWAIT), -1);  // nothing was sent
+    const std::string large = pattern(pyco::detail::uring_config{}.direct_send_min);
+    const long sent = try_send(large);
+    EXPECT_GT(sent, 0);
+    EXPECT_EQ(::recv(sp.b, buf, sizeof buf, MSG_DONTWAIT), 256);
+    EXPECT_EQ(std::string(buf, 256), large.substr(0, 256));
 }
 
 // Two 64-byte buffers for 5000 bytes: the multishot receive ends with

@@ -156,6 +156,11 @@ struct uring_config {
     // io_flag_try sends answer -EAGAIN without a syscall, so that the issuer
     // submits them and they go with the next io_uring_enter.
     bool batch_try_sends = true;
+    // ... except a send of at least this many bytes, which is tried at once
+    // as on epoll: it is worth its syscall, and a large write left to the
+    // next enter sits in the transport's buffer, over its high-water mark,
+    // making drain() wait a loop iteration for every such write.
+    std::size_t direct_send_min = 64 * 1024;
 };
 
 // Throws std::runtime_error, saying why, where io_uring cannot be used
