@@ -10,6 +10,7 @@
 #include <any>
 #include <memory>
 #include <string>
+#include <utility>
 
 #include <gtest/gtest.h>
 
@@ -22,7 +23,9 @@
 #include <pyco/net/streams.hpp>
 #include <pyco/run.hpp>
 #include <pyco/task.hpp>
+#include <pyco/wait.hpp>
 
+#include "net/net_test_util.hpp"
 #include "net/ssl_fixture.hpp"
 
 namespace {
@@ -142,21 +145,28 @@ struct collecting : pyco::protocol {
     }
 };
 
+// A collecting protocol waiting for its first line, and its factory.
+std::pair<std::shared_ptr<collecting>, pyco::protocol_factory> line_collector() {
+    auto proto = std::make_shared<collecting>();
+    proto->got_line = pyco::get_running_loop().create_future<void>();
+    return {proto, [proto] { return proto; }};
+}
+
+// Until the protocol has a line (bounded: a broken TLS path fails the
+// test instead of hanging it).
+coroutine<void> first_line(collecting& proto) { co_await pyco::wait_for(*proto.got_line, std::chrono::seconds(10)); }
+
 TEST(SslUnix, LoopCreateUnixConnectionWithSsl) {
     auto body = []() -> coroutine<void> {
         pyco::event_loop& loop = pyco::get_running_loop();
         const std::string path = unix_path("loop.sock");
         pyco::server srv = co_await pyco::start_unix_server(echo_lines, path, unix_tls_server());
-        auto proto = std::make_shared<collecting>();
-        proto->got_line = loop.create_future<void>();
-        pyco::protocol_factory pf = [proto] { return proto; };
-        pyco::unix_connection_options o;
-        o.ssl = client_ctx();
-        o.server_hostname = "localhost";
-        auto [t, p] = co_await loop.create_unix_connection(pf, path, o);
+        auto [proto, pf] = line_collector();
+        auto [t, p] = co_await loop.create_unix_connection(
+            pf, path, ssl_test::tls_client<pyco::unix_connection_options>());
         EXPECT_TRUE(t->get_extra_info("ssl_object").has_value());
         t->write(std::string_view("loop\n"));
-        co_await *proto->got_line;
+        co_await first_line(*proto);
         EXPECT_EQ(proto->data, "loop\n");
         t->close();
         srv.close();
@@ -170,9 +180,7 @@ TEST(SslUnix, LoopCreateUnixConnectionWithSsl) {
 TEST(SslUnix, ReadyMadeSocketsBothSides) {
     auto body = []() -> coroutine<void> {
         pyco::event_loop& loop = pyco::get_running_loop();
-        pyco::socket listener(AF_INET, SOCK_STREAM, 0);
-        listener.bind(pyco::sock_address::ipv4("127.0.0.1", 0));
-        listener.listen(1);
+        pyco::socket listener = net_test::loopback_listener(1);
         const std::uint16_t port = listener.getsockname().port();
 
         // Server side: accept by hand, then hand the socket over with ssl=.
@@ -198,17 +206,13 @@ TEST(SslUnix, ReadyMadeSocketsBothSides) {
 
         pyco::socket client(AF_INET, SOCK_STREAM, 0);
         co_await loop.sock_connect(client, pyco::sock_address::ipv4("127.0.0.1", port));
-        auto proto = std::make_shared<collecting>();
-        proto->got_line = loop.create_future<void>();
-        pyco::protocol_factory pf = [proto] { return proto; };
-        pyco::unix_connection_options o;
-        o.ssl = client_ctx();
-        o.server_hostname = "localhost";
-        auto [t, p] = co_await loop.create_connection(pf, std::move(client), o);
+        auto [proto, pf] = line_collector();
+        auto [t, p] = co_await loop.create_connection(pf, std::move(client),
+                                                      ssl_test::tls_client<pyco::unix_connection_options>());
         t->write(std::string_view("ready-made\n"));
-        co_await *proto->got_line;
+        co_await first_line(*proto);
         EXPECT_EQ(proto->data, "echo:ready-made\n");
-        co_await server_task;
+        co_await pyco::wait_for(server_task, std::chrono::seconds(10));
         t->close();
 
         // Without a host there is nothing to default server_hostname to.
